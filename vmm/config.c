@@ -1,0 +1,301 @@
+/* config.c - command-line parsing; see config.h. */
+#include "vmm/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/util.h"
+
+static const char usage_text[] =
+    "Usage: minivmm --kernel PATH [options]\n"
+    "\n"
+    "Boot a Linux bzImage in a KVM virtual machine.\n"
+    "\n"
+    "  --kernel PATH          bzImage to boot (Linux boot protocol 2.12 or newer, 64-bit)\n"
+    "  --initrd PATH          initial ramdisk\n"
+    "  --cmdline STR          kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")\n"
+    "  --memory SIZE          boot RAM (default 512M; a number without suffix is MiB)\n"
+    "  --cpus N               number of vCPUs (default 1, at most 254)\n"
+    "  --console MODE         stdio (default), none, or file=PATH: where the guest's\n"
+    "                         serial console (ttyS0) goes; only stdio takes input\n"
+    "  --no-reboot            exit (status 0) when the guest reboots instead of resetting it\n"
+    "  --verbose              log what the VMM does on stderr\n"
+    "  --help                 show this help\n"
+    "  --version              show the version\n"
+    "\n"
+    "Sizes take the suffixes K, M, G, T (powers of 1024), e.g. 512M or 1.5G.\n"
+    "Exit status: 0 when the guest powers off, 1 on a VMM or guest failure,\n"
+    "2 on an invalid command line.\n";
+
+const char *config_usage(void)
+{
+    return usage_text;
+}
+
+static int suffix_shift(char c)
+{
+    switch (toupper((unsigned char)c)) {
+    case 'B':
+        return 0;
+    case 'K':
+        return 10;
+    case 'M':
+        return 20;
+    case 'G':
+        return 30;
+    case 'T':
+        return 40;
+    case 'P':
+        return 50;
+    case 'E':
+        return 60;
+    default:
+        return -1;
+    }
+}
+
+int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
+{
+    if (!str || !isdigit((unsigned char)str[0]))
+        return -1;
+
+    const char *p = str;
+    uint64_t whole = 0;
+    uint64_t frac_num = 0, frac_den = 1;
+    bool hex = (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'));
+
+    if (hex) {
+        p += 2;
+        if (!isxdigit((unsigned char)*p))
+            return -1;
+        for (; isxdigit((unsigned char)*p); p++) {
+            unsigned d = isdigit((unsigned char)*p) ? (unsigned)(*p - '0')
+                                                    : (unsigned)(toupper((unsigned char)*p) - 'A' + 10);
+            if (whole > (UINT64_MAX - d) / 16)
+                return -1;
+            whole = whole * 16 + d;
+        }
+    } else {
+        for (; isdigit((unsigned char)*p); p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (whole > (UINT64_MAX - d) / 10)
+                return -1;
+            whole = whole * 10 + d;
+        }
+        if (*p == '.') {
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return -1;
+            /* Up to 9 fractional digits are significant; the rest must be digits. */
+            for (int n = 0; isdigit((unsigned char)*p); p++, n++) {
+                if (n < 9) {
+                    frac_num = frac_num * 10 + (uint64_t)(*p - '0');
+                    frac_den *= 10;
+                }
+            }
+        }
+    }
+
+    uint64_t unit = default_unit;
+    if (*p) {
+        int shift = suffix_shift(*p);
+        if (shift < 0 || p[1] != '\0')
+            return -1;
+        unit = 1ULL << shift;
+    }
+    if (unit == 0)
+        return -1;
+
+    if (whole > UINT64_MAX / unit)
+        return -1;
+    uint64_t bytes = whole * unit;
+    if (frac_num) {
+        /* frac_num/frac_den < 1 and unit <= 2^60, so this cannot overflow 128 bits. */
+        unsigned __int128 f = (unsigned __int128)frac_num * unit / frac_den;
+        if (bytes > UINT64_MAX - (uint64_t)f)
+            return -1;
+        bytes += (uint64_t)f;
+    }
+    *out = bytes;
+    return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static enum config_result fail(char *err, size_t errlen,
+                                                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return CONFIG_ERROR;
+}
+
+static enum config_result parse_console(struct vm_config *cfg, const char *arg, char *err,
+                                        size_t errlen)
+{
+    if (strcmp(arg, "stdio") == 0) {
+        cfg->console = CONSOLE_STDIO;
+    } else if (strcmp(arg, "none") == 0) {
+        cfg->console = CONSOLE_NONE;
+    } else if (strncmp(arg, "file=", 5) == 0) {
+        if (arg[5] == '\0')
+            return fail(err, errlen, "--console file= needs a path, e.g. --console file=guest.log");
+        cfg->console = CONSOLE_FILE;
+        cfg->console_path = arg + 5;
+    } else {
+        return fail(err, errlen, "--console: '%s' is not a console mode (use stdio, none or file=PATH)",
+                    arg);
+    }
+    return CONFIG_OK;
+}
+
+static enum config_result parse_cpus(struct vm_config *cfg, const char *arg, char *err,
+                                     size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (!isdigit((unsigned char)arg[0]) || *end || errno)
+        return fail(err, errlen, "--cpus: '%s' is not a number (use 1 to %d)", arg,
+                    CONFIG_MAX_CPUS);
+    if (n < 1 || n > CONFIG_MAX_CPUS)
+        return fail(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg,
+                    CONFIG_MAX_CPUS);
+    cfg->cpus = (unsigned)n;
+    return CONFIG_OK;
+}
+
+static enum config_result parse_memory(struct vm_config *cfg, const char *arg, char *err,
+                                       size_t errlen)
+{
+    uint64_t bytes;
+    if (config_parse_size(arg, MiB, &bytes) < 0)
+        return fail(err, errlen,
+                    "--memory: '%s' is not a size (use a number with an optional K, M, G or T "
+                    "suffix, e.g. 512M)",
+                    arg);
+    if (bytes < CONFIG_MIN_MEMORY)
+        return fail(err, errlen, "--memory: %s is too small for a Linux guest (use at least 32M)",
+                    arg);
+    if (bytes % (4 * KiB))
+        return fail(err, errlen, "--memory: %s is not a multiple of 4K (the page size)", arg);
+    /* Guest-physical space is bounded by 52 bits on every x86 CPU. */
+    if (bytes > (1ULL << 46))
+        return fail(err, errlen, "--memory: %s is more than 64T, which no x86 host can back",
+                    arg);
+    cfg->memory = bytes;
+    return CONFIG_OK;
+}
+
+enum option_id {
+    OPT_KERNEL = 256,
+    OPT_INITRD,
+    OPT_CMDLINE,
+    OPT_MEMORY,
+    OPT_CPUS,
+    OPT_CONSOLE,
+    OPT_NO_REBOOT,
+    OPT_VERBOSE,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"cmdline", required_argument, NULL, OPT_CMDLINE},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"console", required_argument, NULL, OPT_CONSOLE},
+    {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static void config_defaults(struct vm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
+    cfg->memory = CONFIG_DEFAULT_MEMORY;
+    cfg->cpus = 1;
+    cfg->console = CONSOLE_STDIO;
+}
+
+/* Name of the option argv[optind - 1] refers to, for error messages. */
+static const char *current_arg(int argc, char **argv)
+{
+    if (optind >= 1 && optind - 1 < argc)
+        return argv[optind - 1];
+    return "?";
+}
+
+enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, char *err,
+                                size_t errlen)
+{
+    config_defaults(cfg);
+    optind = 0; /* GNU getopt: full re-initialisation, so the parser can run twice */
+    opterr = 0; /* we print our own one-line errors */
+
+    for (;;) {
+        int opt = getopt_long(argc, argv, ":", long_options, NULL);
+        if (opt == -1)
+            break;
+        enum config_result r = CONFIG_OK;
+        switch (opt) {
+        case OPT_KERNEL:
+            cfg->kernel_path = optarg;
+            break;
+        case OPT_INITRD:
+            cfg->initrd_path = optarg;
+            break;
+        case OPT_CMDLINE:
+            cfg->cmdline = optarg;
+            break;
+        case OPT_MEMORY:
+            r = parse_memory(cfg, optarg, err, errlen);
+            break;
+        case OPT_CPUS:
+            r = parse_cpus(cfg, optarg, err, errlen);
+            break;
+        case OPT_CONSOLE:
+            r = parse_console(cfg, optarg, err, errlen);
+            break;
+        case OPT_NO_REBOOT:
+            cfg->no_reboot = true;
+            break;
+        case OPT_VERBOSE:
+            cfg->verbose = true;
+            break;
+        case OPT_HELP:
+            return CONFIG_HELP;
+        case OPT_VERSION:
+            return CONFIG_VERSION;
+        case ':':
+            return fail(err, errlen, "%s needs a value (see minivmm --help)",
+                        current_arg(argc, argv));
+        default:
+            return fail(err, errlen, "unknown option '%s' (see minivmm --help)",
+                        current_arg(argc, argv));
+        }
+        if (r != CONFIG_OK)
+            return r;
+    }
+    if (optind < argc)
+        return fail(err, errlen, "unexpected argument '%s' (options start with --; see minivmm --help)",
+                    argv[optind]);
+    if (!cfg->kernel_path)
+        return fail(err, errlen, "--kernel PATH is required (the bzImage to boot)");
+    if (cfg->kernel_path[0] == '\0')
+        return fail(err, errlen, "--kernel: the path is empty");
+    if (cfg->initrd_path && cfg->initrd_path[0] == '\0')
+        return fail(err, errlen, "--initrd: the path is empty");
+    return CONFIG_OK;
+}

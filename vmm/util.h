@@ -1,0 +1,56 @@
+/*
+ * util.h - error reporting and small helpers shared by every subsystem.
+ *
+ * Error policy: a failure the user can cause (bad option, missing file,
+ * host limit) ends in ONE line on stderr that says what was wrong and how to
+ * fix it, then a non-zero exit: die() exits 1, die_usage() exits 2.  Internal
+ * invariants that only a bug can break use bug(), which also exits 1.
+ * Messages are prefixed with "minivmm: " here; callers never print the
+ * prefix themselves and never end messages with a newline.
+ */
+#ifndef MINIVMM_UTIL_H
+#define MINIVMM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MINIVMM_VERSION "0.1.0"
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Round up/down to a power-of-two alignment. */
+#define ALIGN_UP(x, a)   (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Print "minivmm: <message>" and exit(1).  Thread-safe (one write). */
+__attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
+/* Print "minivmm: <message>" and exit(2): invalid command line. */
+__attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, ...);
+/* Print "minivmm: internal error: <message>" and exit(1).  Never for user input. */
+__attribute__((noreturn, format(printf, 1, 2))) void bug(const char *fmt, ...);
+/* Print "minivmm: warning: <message>". */
+__attribute__((format(printf, 1, 2))) void warn(const char *fmt, ...);
+/* Print "minivmm: <message>" only when --verbose was given. */
+__attribute__((format(printf, 1, 2))) void debug(const char *fmt, ...);
+extern int log_verbose;
+
+/*
+ * Format a byte count the way a user would write it ("512 MiB", "1.5 GiB",
+ * "4 KiB", "123 bytes") into buf.  Returns buf.
+ */
+char *format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Allocation that cannot return NULL (dies with a clear message instead). */
+void *xzalloc(size_t size);
+char *xstrdup(const char *s);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif
