@@ -1,0 +1,52 @@
+/*
+ * device.h - what every emulated device looks like to the VM.
+ *
+ * Life cycle, in order:
+ *   1. create:  vm_create() walks the device_kinds[] table (devices.h) and
+ *               calls each kind's create(); it builds zero or more instances
+ *               from the configuration, claims bus ranges with
+ *               bus_register() and hands each instance to vm_add_device().
+ *               From then on the VM owns the instance.
+ *   2. attach:  every time a KVM VM fd is created (start-up, and again after
+ *               a guest reboot) the VM calls attach() so the device can bind
+ *               its kernel-side resources (irqfd, ioeventfd) to the new fd.
+ *   3. describe_acpi: while the VM builds its ACPI tables (at every boot) the
+ *               device adds its objects to the DSDT, inside Scope(\_SB).
+ *   4. reset:   on a guest reboot (system reset), after the vCPUs stopped and
+ *               before the next attach: return to power-on state.
+ *   5. destroy: at exit, after every vCPU thread has stopped.
+ * Bus handlers (bus.h) run on vCPU threads between attach and reset; every
+ * callback here runs on the main thread while no vCPU runs, except where a
+ * device documents otherwise.  All callbacks are optional.
+ */
+#ifndef MINIVMM_DEVICES_DEVICE_H
+#define MINIVMM_DEVICES_DEVICE_H
+
+#include <stddef.h>
+
+struct vm;
+struct aml;
+struct device;
+
+struct device_ops {
+    int (*attach)(struct device *dev, struct vm *vm, char *err, size_t errlen);
+    void (*describe_acpi)(struct device *dev, struct aml *aml);
+    void (*reset)(struct device *dev);
+    void (*destroy)(struct device *dev);
+};
+
+/* Embedded in each device's own state; recover it with container_of(). */
+struct device {
+    const char *name; /* instance name for messages, e.g. "serial0" */
+    const struct device_ops *ops;
+    struct device *next; /* owned by the VM's device list */
+};
+
+/* A kind of device and the function that creates its instances. */
+struct device_kind {
+    const char *name;
+    /* Returns 0, or -1 with a one-line reason in err (the VM then exits 1). */
+    int (*create)(struct vm *vm, char *err, size_t errlen);
+};
+
+#endif

@@ -1,0 +1,8 @@
+/* devices.c - the device table; see devices.h. */
+#include "devices/devices.h"
+
+const struct device_kind device_kinds[] = {
+    {"acpi-pm", acpi_pm_create},
+    {"serial", serial_create},
+    {NULL, NULL},
+};
