@@ -1,0 +1,33 @@
+/* main.c - minivmm entry point: parse the command line, run the VM. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vmm/config.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+int main(int argc, char **argv)
+{
+    struct vm_config cfg;
+    char err[512];
+
+    switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
+    case CONFIG_HELP:
+        fputs(config_usage(), stdout);
+        return 0;
+    case CONFIG_VERSION:
+        printf("minivmm %s\n", MINIVMM_VERSION);
+        return 0;
+    case CONFIG_ERROR:
+        die_usage("%s", err);
+    case CONFIG_OK:
+        break;
+    }
+    log_verbose = cfg.verbose;
+
+    static struct vm vm;
+    vm_create(&vm, &cfg);
+    int status = vm_run(&vm);
+    vm_destroy(&vm);
+    return status;
+}

@@ -1,0 +1,396 @@
+/* vm.c - VM life cycle: create, boot, run, reboot, destroy; see vm.h. */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devices/devices.h"
+#include "vmm/acpi.h"
+#include "vmm/boot.h"
+#include "vmm/layout.h"
+#include "vmm/util.h"
+#include "vmm/vcpu.h"
+
+#define KVM_DEVICE_PATH "/dev/kvm"
+#define CPUID_MAX_ENTRIES 256
+
+/* --- start-up ------------------------------------------------------------ */
+
+static void open_kvm(struct vm *vm)
+{
+    vm->kvm_fd = open(KVM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        if (errno == ENOENT)
+            die("%s does not exist: load kvm_intel or kvm_amd (and enable virtualization in the "
+                "firmware), or run minivmm inside the testbed (scripts/testbed)",
+                KVM_DEVICE_PATH);
+        if (errno == EACCES || errno == EPERM)
+            die("no permission to open %s: run as root or add your user to the kvm group",
+                KVM_DEVICE_PATH);
+        die("cannot open %s: %s", KVM_DEVICE_PATH, strerror(errno));
+    }
+    int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (api != KVM_API_VERSION)
+        die("%s speaks KVM API version %d; minivmm needs %d", KVM_DEVICE_PATH, api,
+            KVM_API_VERSION);
+
+    static const struct {
+        int cap;
+        const char *name;
+    } required[] = {
+        {KVM_CAP_IRQCHIP, "in-kernel irqchip"},
+        {KVM_CAP_USER_MEMORY, "user memory slots"},
+        {KVM_CAP_SET_TSS_ADDR, "KVM_SET_TSS_ADDR"},
+        {KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID"},
+        {KVM_CAP_PIT2, "in-kernel PIT"},
+        {KVM_CAP_IMMEDIATE_EXIT, "immediate_exit"},
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(required); i++)
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0)
+            die("this host's KVM lacks %s (capability %d); minivmm needs a Linux 4.11+ host",
+                required[i].name, required[i].cap);
+
+    int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max_vcpus <= 0)
+        max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max_vcpus > 0 && vm->cfg->cpus > (unsigned)max_vcpus)
+        die("--cpus %u is more than the %d vCPUs this host's KVM allows", vm->cfg->cpus,
+            max_vcpus);
+    vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vm->run_size <= 0)
+        die("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+
+    size_t bytes = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+    vm->cpuid = xzalloc(bytes);
+    vm->cpuid->nent = CPUID_MAX_ENTRIES;
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
+        die("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+}
+
+static uint8_t *read_file(const char *what, const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("%s %s: %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        die("%s %s: not a regular file", what, path);
+    uint8_t *buf = xzalloc((size_t)st.st_size);
+    size_t done = 0;
+    while (done < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("%s %s: read failed: %s", what, path, n < 0 ? strerror(errno) : "short file");
+        done += (size_t)n;
+    }
+    close(fd);
+    *len = done;
+    return buf;
+}
+
+static void load_boot_files(struct vm *vm)
+{
+    char err[256];
+    struct bzimage_info info;
+    vm->kernel = read_file("--kernel", vm->cfg->kernel_path, &vm->kernel_size);
+    if (boot_parse_bzimage(vm->kernel, vm->kernel_size, &info, err, sizeof(err)) < 0)
+        die("--kernel %s %s", vm->cfg->kernel_path, err);
+
+    vm->initrd_fd = -1;
+    if (vm->cfg->initrd_path) {
+        vm->initrd_fd = open(vm->cfg->initrd_path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (vm->initrd_fd < 0)
+            die("--initrd %s: %s", vm->cfg->initrd_path, strerror(errno));
+        if (fstat(vm->initrd_fd, &st) < 0 || !S_ISREG(st.st_mode))
+            die("--initrd %s: not a regular file", vm->cfg->initrd_path);
+        vm->initrd_size = (uint64_t)st.st_size;
+    }
+}
+
+static void on_stop_event(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    uint64_t v;
+    (void)events;
+    if (read(vm->stop_fd, &v, sizeof(v)) < 0) {
+        /* The counter is only a wake-up; stop_reason carries the state. */
+    }
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+    struct vm *vm = opaque;
+    struct signalfd_siginfo si;
+    (void)events;
+    if (read(vm->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (!vm->stop_signal)
+            vm->stop_signal = (int)si.ssi_signo;
+        vm_request_stop(vm, VM_STOP_SIGNAL);
+    }
+}
+
+static void setup_main_loop(struct vm *vm)
+{
+    if (evloop_init(&vm->loop) < 0)
+        die("epoll_create1: %s", strerror(errno));
+    vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->stop_fd < 0 || evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, on_stop_event, vm) < 0)
+        die("eventfd: %s", strerror(errno));
+
+    /* SIGINT/SIGTERM are handled by the main loop; every thread blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (vm->signal_fd < 0 || evloop_add(&vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm) < 0)
+        die("signalfd: %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    vcpu_init_signals();
+}
+
+void vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+    char err[512];
+    memset(vm, 0, sizeof(*vm));
+    vm->start_ns = now_ns();
+    vm->cfg = cfg;
+    vm->vm_fd = -1;
+    vm->kvm_fd = -1;
+    vm->devices_tail = &vm->devices;
+    vm->nr_vcpus = cfg->cpus;
+
+    load_boot_files(vm);
+    open_kvm(vm);
+    setup_main_loop(vm);
+
+    mm_map_init(&vm->mem);
+    if (mm_map_setup_ram(&vm->mem, cfg->memory, err, sizeof(err)) < 0)
+        die("--memory: %s", err);
+    bus_init(&vm->pio, "pio");
+    bus_init(&vm->mmio, "mmio");
+
+    for (const struct device_kind *k = device_kinds; k->name; k++)
+        if (k->create(vm, err, sizeof(err)) < 0)
+            die("%s", err);
+
+    vm->vcpus = xzalloc(vm->nr_vcpus * sizeof(*vm->vcpus));
+}
+
+void vm_add_device(struct vm *vm, struct device *dev)
+{
+    dev->next = NULL;
+    *vm->devices_tail = dev;
+    vm->devices_tail = &dev->next;
+}
+
+/* --- requests from other threads ---------------------------------------- */
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+    enum vm_stop_reason none = VM_STOP_NONE;
+    if (__atomic_compare_exchange_n(&vm->stop_reason, &none, reason, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+            /* Counter saturation is impossible here; nothing to do. */
+        }
+    }
+}
+
+bool vm_stopping(struct vm *vm)
+{
+    return __atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) != VM_STOP_NONE;
+}
+
+void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
+{
+    struct kvm_irq_level irq = {.irq = gsi, .level = level ? 1 : 0};
+    int fd = __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0 && ioctl(fd, KVM_IRQ_LINE, &irq) < 0)
+        warn("KVM_IRQ_LINE for GSI %u: %s", gsi, strerror(errno));
+}
+
+/* --- one boot ------------------------------------------------------------ */
+
+static void describe_devices(void *opaque, struct aml *aml)
+{
+    struct vm *vm = opaque;
+    for (struct device *d = vm->devices; d; d = d->next)
+        if (d->ops->describe_acpi)
+            d->ops->describe_acpi(d, aml);
+}
+
+static uint64_t write_acpi_tables(struct vm *vm)
+{
+    static uint8_t buf[LAYOUT_ACPI_END - LAYOUT_ACPI_START];
+    struct acpi_config acfg = {
+        .ncpus = vm->nr_vcpus,
+        .lapic_addr = (uint32_t)LAYOUT_LAPIC_ADDR,
+        .ioapic_addr = (uint32_t)LAYOUT_IOAPIC_ADDR,
+        .ioapic_id = 0,
+        .sleep_control_port = LAYOUT_PM_SLEEP_CONTROL,
+        .sleep_status_port = LAYOUT_PM_SLEEP_STATUS,
+        .reset_port = LAYOUT_PM_RESET,
+        .reset_value = LAYOUT_PM_RESET_VALUE,
+        .s5_sleep_type = LAYOUT_PM_S5_SLEEP_TYPE,
+        .describe_devices = describe_devices,
+        .opaque = vm,
+    };
+    memset(buf, 0, sizeof(buf));
+    size_t len = acpi_build_tables(&acfg, LAYOUT_ACPI_START, buf, sizeof(buf));
+    if (len == 0)
+        die("the ACPI tables do not fit in the %llu KiB reserved for them",
+            (unsigned long long)(sizeof(buf) / KiB));
+    if (mm_write(&vm->mem, LAYOUT_ACPI_START, buf, sizeof(buf)) < 0)
+        bug("ACPI area %#llx is not backed", LAYOUT_ACPI_START);
+    return LAYOUT_ACPI_START; /* the RSDP is first */
+}
+
+static void create_kvm_vm(struct vm *vm)
+{
+    char err[512];
+    int fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (fd < 0)
+        die("KVM_CREATE_VM: %s", strerror(errno));
+    if (ioctl(fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
+        die("KVM_SET_TSS_ADDR: %s", strerror(errno));
+    uint64_t ident = LAYOUT_KVM_IDENTITY_MAP;
+    if (ioctl(fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
+        die("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+    if (ioctl(fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        die("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+    if (ioctl(fd, KVM_CREATE_PIT2, &pit) < 0)
+        die("KVM_CREATE_PIT2: %s", strerror(errno));
+    if (mm_map_register_slots(&vm->mem, fd, err, sizeof(err)) < 0)
+        die("%s", err);
+    __atomic_store_n(&vm->vm_fd, fd, __ATOMIC_RELEASE);
+
+    for (struct device *d = vm->devices; d; d = d->next)
+        if (d->ops->attach && d->ops->attach(d, vm, err, sizeof(err)) < 0)
+            die("%s: %s", d->name, err);
+}
+
+static void boot_guest(struct vm *vm)
+{
+    char err[512];
+    struct boot_entry entry;
+
+    __atomic_store_n(&vm->stop_reason, VM_STOP_NONE, __ATOMIC_SEQ_CST);
+    create_kvm_vm(vm);
+
+    struct boot_linux_args args = {
+        .kernel = vm->kernel,
+        .kernel_size = vm->kernel_size,
+        .initrd_fd = vm->initrd_fd,
+        .initrd_size = vm->initrd_size,
+        .cmdline = vm->cfg->cmdline,
+        .acpi_rsdp = write_acpi_tables(vm),
+    };
+    if (boot_load_linux(&vm->mem, &args, &entry, err, sizeof(err)) < 0)
+        die("%s", err);
+
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vcpu_create(&vm->vcpus[i], vm, i, err, sizeof(err)) < 0)
+            die("%s", err);
+    if (vcpu_set_boot_state(&vm->vcpus[0], &entry, err, sizeof(err)) < 0)
+        die("vCPU 0: %s", err);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vcpu_start(&vm->vcpus[i]) < 0)
+            die("cannot start the thread of vCPU %u: %s", i, strerror(errno));
+    vm->boots++;
+    debug("boot %u: guest started %.1f ms after minivmm started", vm->boots,
+          (double)(now_ns() - vm->start_ns) / 1e6);
+}
+
+static void stop_guest(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_join(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
+    int fd = vm->vm_fd;
+    __atomic_store_n(&vm->vm_fd, -1, __ATOMIC_RELEASE);
+    vm->mem.vm_fd = -1;
+    close(fd);
+}
+
+int vm_run(struct vm *vm)
+{
+    for (;;) {
+        boot_guest(vm);
+        while (!vm_stopping(vm))
+            if (evloop_run_once(&vm->loop, -1) < 0)
+                die("epoll_wait: %s", strerror(errno));
+        stop_guest(vm);
+
+        switch (vm->stop_reason) {
+        case VM_STOP_POWEROFF:
+            debug("guest powered off");
+            return 0;
+        case VM_STOP_RESET:
+            if (vm->cfg->no_reboot) {
+                debug("guest rebooted; exiting because of --no-reboot");
+                return 0;
+            }
+            debug("guest rebooted; resetting the machine");
+            for (struct device *d = vm->devices; d; d = d->next)
+                if (d->ops->reset)
+                    d->ops->reset(d);
+            continue;
+        case VM_STOP_SIGNAL:
+            debug("stopped by signal %d", vm->stop_signal);
+            return 128 + vm->stop_signal;
+        case VM_STOP_ERROR:
+        case VM_STOP_NONE:
+        default:
+            return 1;
+        }
+    }
+}
+
+void vm_destroy(struct vm *vm)
+{
+    for (struct device *d = vm->devices, *next; d; d = next) {
+        next = d->next;
+        if (d->ops->destroy)
+            d->ops->destroy(d);
+    }
+    vm->devices = NULL;
+    free(vm->vcpus);
+    free(vm->cpuid);
+    free(vm->kernel);
+    if (vm->initrd_fd >= 0)
+        close(vm->initrd_fd);
+    bus_destroy(&vm->pio);
+    bus_destroy(&vm->mmio);
+    mm_map_destroy(&vm->mem);
+    evloop_destroy(&vm->loop);
+    if (vm->stop_fd >= 0)
+        close(vm->stop_fd);
+    if (vm->signal_fd >= 0)
+        close(vm->signal_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+}

@@ -1,0 +1,95 @@
+/*
+ * vm.h - one virtual machine: the KVM VM, its memory, buses, devices and
+ * vCPUs, and its life cycle across guest reboots.
+ *
+ * main() calls, in order:
+ *   vm_create()   open /dev/kvm, check capabilities, allocate guest memory,
+ *                 create the devices from the device table, open the kernel
+ *                 and initrd.  Dies with a one-line message on any failure
+ *                 the user can fix.
+ *   vm_run()      boot the guest and run it until it powers off or fails.
+ *                 A guest reboot tears the KVM VM down (vCPUs, irqchip,
+ *                 memslots), resets the devices and boots again with the
+ *                 same host memory, unless --no-reboot.  Returns the exit
+ *                 status for main(): 0 power-off (or reboot with
+ *                 --no-reboot), 1 guest or VMM failure, 128+N on signal N.
+ *   vm_destroy()  release everything.
+ * Devices and vCPU threads use vm_irq_line() and vm_request_stop().
+ */
+#ifndef MINIVMM_VM_H
+#define MINIVMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "devices/device.h"
+#include "mm/memmap.h"
+#include "vmm/config.h"
+#include "vmm/evloop.h"
+
+struct vcpu;
+struct kvm_cpuid2;
+
+enum vm_stop_reason {
+    VM_STOP_NONE = 0,
+    VM_STOP_POWEROFF, /* guest powered off: exit 0 */
+    VM_STOP_RESET,    /* guest reboot: boot again, or exit 0 with --no-reboot */
+    VM_STOP_ERROR,    /* guest crashed or the VMM failed (already reported): exit 1 */
+    VM_STOP_SIGNAL,   /* SIGINT/SIGTERM on the VMM: exit 128 + signal */
+};
+
+struct vm {
+    const struct vm_config *cfg;
+    int kvm_fd;
+    int vm_fd;                /* -1 between two boots */
+    int run_size;             /* size of each vCPU's kvm_run mapping */
+    struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+    bool tsc_deadline;        /* KVM emulates the TSC-deadline timer */
+
+    struct mm_map mem;
+    struct bus pio;
+    struct bus mmio;
+    struct device *devices; /* in creation order */
+    struct device **devices_tail;
+
+    struct vcpu *vcpus;
+    unsigned nr_vcpus;
+
+    struct evloop loop; /* main thread */
+    int stop_fd;        /* eventfd: a stop was requested */
+    int signal_fd;      /* SIGINT/SIGTERM */
+    enum vm_stop_reason stop_reason;
+    int stop_signal;
+
+    /* Boot inputs, loaded once. */
+    uint8_t *kernel;
+    size_t kernel_size;
+    int initrd_fd;
+    uint64_t initrd_size;
+
+    unsigned boots;    /* how many times the guest was started */
+    uint64_t start_ns; /* when vm_create() began */
+};
+
+void vm_create(struct vm *vm, const struct vm_config *cfg);
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Hand a created device to the VM (devices' create() calls this). */
+void vm_add_device(struct vm *vm, struct device *dev);
+
+/*
+ * Ask the main thread to stop the guest.  Callable from any thread; the
+ * first reason wins until the next boot.  vCPU threads stop before they run
+ * guest code again.
+ */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+/* True once a stop was requested for the current boot. */
+bool vm_stopping(struct vm *vm);
+
+/* Set the level of a GSI of the in-kernel IOAPIC/PIC.  Any thread. */
+void vm_irq_line(struct vm *vm, unsigned gsi, bool level);
+
+#endif
