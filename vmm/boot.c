@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/layout.h"
 #include "vmm/util.h"
 
 #define SETUP_HEADER_OFFSET 0x1f1
@@ -149,6 +150,28 @@ static int fill_e820(const struct mm_map *mem, struct boot_params *bp)
     return 0;
 }
 
+/*
+ * Real-mode code at the reset vector: out LAYOUT_PM_RESET, LAYOUT_PM_RESET_VALUE; then halt.
+ *   b0 vv        mov al, vv
+ *   ba pp pp     mov dx, pppp
+ *   ee           out dx, al
+ *   f4           hlt
+ *   eb fd        jmp short -3 (back to hlt)
+ */
+static int write_reset_vector(struct mm_map *mem)
+{
+    const uint8_t stub[] = {0xb0,
+                            LAYOUT_PM_RESET_VALUE,
+                            0xba,
+                            LAYOUT_PM_RESET & 0xff,
+                            LAYOUT_PM_RESET >> 8,
+                            0xee,
+                            0xf4,
+                            0xeb,
+                            0xfd};
+    return mm_write(mem, BOOT_RESET_VECTOR, stub, sizeof(stub));
+}
+
 /* Read the whole initrd file into guest memory at gpa. */
 static int load_initrd(struct mm_map *mem, int fd, uint64_t gpa, uint64_t size, char *err,
                        size_t errlen)
@@ -244,7 +267,7 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
         return fail(err, errlen, "the memory map has more than %d e820 entries",
                     E820_MAX_ENTRIES_ZEROPAGE);
     if (mm_write(mem, BOOT_ZERO_PAGE_ADDR, &bp, sizeof(bp)) < 0 || write_gdt(mem, entry) < 0 ||
-        write_page_tables(mem) < 0)
+        write_page_tables(mem) < 0 || write_reset_vector(mem) < 0)
         return fail(err, errlen, "cannot write the boot structures into guest memory");
 
     entry->rip = BOOT_KERNEL_ADDR + STARTUP_64_OFFSET;

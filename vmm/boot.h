@@ -6,7 +6,11 @@
  * the protected-mode kernel of a bzImage at 1 MiB, the initrd at the top of
  * RAM below the 32-bit hole, the command line, a zero page (boot_params with
  * the e820 map and the RSDP address), a GDT and identity page tables for the
- * first 4 GiB, all through the guest-memory accessor.  It returns the register
+ * first 4 GiB, all through the guest-memory accessor.  It also puts a
+ * 10-byte stub at the x86 reset vector (0xffff0) that writes the ACPI reset
+ * register: Linux on a hardware-reduced ACPI machine without EFI reboots by
+ * jumping to the BIOS reset vector (reboot_type BOOT_EFI falls back to
+ * BOOT_BIOS), and with no firmware there it would spin forever.  It returns the register
  * state the boot vCPU starts with (struct boot_entry); vcpu.c applies it.
  *
  * Nothing here touches KVM, so the unit tests run it against a plain memory
@@ -29,6 +33,7 @@
 #define BOOT_CMDLINE_ADDR   0x20000ULL
 #define BOOT_CMDLINE_MAX    0x10000ULL
 #define BOOT_KERNEL_ADDR    0x100000ULL /* protected-mode kernel at 1 MiB */
+#define BOOT_RESET_VECTOR   0xffff0ULL  /* where a CPU (or Linux's BIOS reboot) starts after reset */
 
 #define BOOT_CS 0x10 /* __BOOT_CS: 64-bit code segment in our GDT */
 #define BOOT_DS 0x18 /* __BOOT_DS */

@@ -217,6 +217,17 @@ static void test_load_layout(void **state)
             assert_int_equal(pd[j] & 0x83, 0x83);
         }
     }
+    /* Reset vector: mov al, RESET_VALUE; mov dx, PM_RESET; out dx, al; hlt; jmp $-3. */
+    const uint8_t *rv = mm_gpa(&l->map, BOOT_RESET_VECTOR, 9);
+    assert_non_null(rv);
+    assert_int_equal(rv[0], 0xb0);
+    assert_int_equal(rv[1], LAYOUT_PM_RESET_VALUE);
+    assert_int_equal(rv[2], 0xba);
+    assert_int_equal(rv[3] | rv[4] << 8, LAYOUT_PM_RESET);
+    assert_int_equal(rv[5], 0xee);
+    assert_int_equal(rv[6], 0xf4);
+    assert_int_equal((int8_t)rv[8], -3);
+
     close(fd);
     mm_map_destroy(&l->map);
     free(l);
