@@ -1,5 +1,10 @@
-# minivmm build.  `make` builds the static ./minivmm; `make test` runs unit and
-# testbed tests; `make demo` boots the default guest in the testbed.
+# minivmm build.
+#   make            build the static ./minivmm
+#   make test       unit tests, then the testbed tests (installs what it needs)
+#   make demo       boot the default guest in the testbed and show it working
+#   make unit       unit tests only (no KVM needed)
+#   make testbed-test [SCENARIOS="boot reboot"]
+#   make format / format-check, make clean
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -I. -MMD -MP -D_GNU_SOURCE
@@ -13,13 +18,19 @@ LIBOBJS := $(filter-out $(BUILD)/vmm/main.o,$(OBJS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+# Guest images the testbed tests boot besides the Debian kernel.
+TEST_IMAGES := build/tests/images/triple-fault.bzImage
 
-.PHONY: all unit test testbed-test demo clean format format-check deps
+# Debian packages: what building, unit testing and the testbed need.
+BUILD_DEPS := gcc make libc6-dev linux-libc-dev
+UNIT_DEPS  := libcmocka-dev acpica-tools
+
+.PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo clean format format-check
 
 all: minivmm
 
 minivmm: $(OBJS)
-	$(CC) $(CFLAGS) -static $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -static $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -27,18 +38,48 @@ $(BUILD)/%.o: %.c
 
 build/tests/%: tests/unit/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BINS)
+build/tests/mkbzimage: tests/tools/mkbzimage.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+# ud2 with an empty IDT: #UD -> #GP -> #DF -> triple fault.
+build/tests/images/triple-fault.bzImage: build/tests/mkbzimage
+	@mkdir -p $(dir $@)
+	$< $@ 0f0b
+
+deps:
+	@scripts/install-deps $(BUILD_DEPS)
+
+unit-deps: deps
+	@scripts/install-deps $(UNIT_DEPS)
+
+unit: unit-deps
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+testbed-prepare: deps
+	@$(MAKE) --no-print-directory minivmm $(TEST_IMAGES)
+	@scripts/testbed --prepare
+
+testbed-test: testbed-prepare
+	@tests/testbed/run $(SCENARIOS)
+
+test: unit testbed-test
+
+demo: testbed-prepare
+	@scripts/demo
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
 
 clean:
 	rm -rf build/obj build/tests minivmm
 
+FORMAT_FILES = $(SRCS) $(wildcard */*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c)
+
 format:
-	clang-format -i $(SRCS) $(wildcard */*.h) $(UNIT_SRCS)
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror $(SRCS) $(wildcard */*.h) $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(FORMAT_FILES)
