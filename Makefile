@@ -4,7 +4,7 @@
 #   make demo       boot the default guest in the testbed and show it working
 #   make unit       unit tests only (no KVM needed)
 #   make testbed-test [SCENARIOS="boot reboot"]
-#   make format / format-check, make clean
+#   make format / format-check / clang-check, make clean
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -I. -MMD -MP -D_GNU_SOURCE
@@ -25,7 +25,8 @@ TEST_IMAGES := build/tests/images/triple-fault.bzImage
 BUILD_DEPS := gcc make libc6-dev linux-libc-dev
 UNIT_DEPS  := libcmocka-dev acpica-tools
 
-.PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo clean format format-check
+.PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo clean format format-check \
+	clang-check
 
 all: minivmm
 
@@ -83,3 +84,9 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+# The same warnings must be clean under clang (syntax and semantic checks only).
+clang-check:
+	@set -e; for f in $(SRCS) $(UNIT_SRCS) tests/tools/mkbzimage.c; do \
+		clang -std=gnu11 -Wall -Wextra -Werror -I. -D_GNU_SOURCE -fsyntax-only $$f; done
+	@echo "clang-check: $(words $(SRCS) $(UNIT_SRCS)) files clean"

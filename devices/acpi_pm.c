@@ -18,9 +18,9 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
-#define SLP_EN       0x20
-#define SLP_TYP(v)   (((v) >> 2) & 0x7)
-#define WAK_STS      0x80
+#define SLP_EN     0x20
+#define SLP_TYP(v) (((v) >> 2) & 0x7)
+#define WAK_STS    0x80
 
 struct acpi_pm {
     struct device dev;

@@ -78,7 +78,8 @@ int bus_unregister(struct bus *bus, uint64_t base)
         pthread_rwlock_unlock(&bus->lock);
         return -1;
     }
-    memmove(&bus->ranges[i], &bus->ranges[i + 1], (bus->nr - (unsigned)i - 1) * sizeof(*bus->ranges));
+    memmove(&bus->ranges[i], &bus->ranges[i + 1],
+            (bus->nr - (unsigned)i - 1) * sizeof(*bus->ranges));
     bus->nr--;
     pthread_rwlock_unlock(&bus->lock);
     return 0;

@@ -7,7 +7,8 @@
  * the UART has room (uart16550_rx_room), so input waits in the host until
  * the guest's tty is open instead of being lost.  When the UART makes room
  * on a vCPU thread it calls rx_ready, which wakes the event loop through an
- * eventfd.  A terminal on stdin is switched to raw mode (no echo, no line
+ * eventfd.  A stdin that epoll cannot watch (a regular file) is read on
+ * demand whenever the UART has room.  A terminal on stdin is switched to raw mode (no echo, no line
  * editing; Ctrl-C still stops minivmm) and restored at exit.
  */
 #include <errno.h>
@@ -37,6 +38,7 @@ struct serial {
     int in_fd;   /* -1: no input */
     int wake_fd; /* eventfd written by rx_ready */
     bool in_watched;
+    bool in_is_file;                   /* stdin epoll cannot watch (regular file): read on demand */
     uint8_t pending[SERIAL_INPUT_BUF]; /* read from stdin, not yet accepted */
     size_t npending;
 };
@@ -105,45 +107,80 @@ static const struct uart16550_ops serial_uart_ops = {
 
 static void serial_watch_input(struct serial *s, bool on)
 {
-    if (s->in_fd < 0 || s->in_watched == on)
+    if (s->in_fd < 0 || s->in_is_file || s->in_watched == on)
         return;
     evloop_modify(&s->vm->loop, s->in_fd, on ? EPOLLIN : 0);
     s->in_watched = on;
 }
 
-/* Move pending bytes into the UART; watch stdin again once they are all in. */
-static void serial_flush_pending(struct serial *s)
+static void serial_close_input(struct serial *s)
+{
+    if (!s->in_is_file)
+        evloop_remove(&s->vm->loop, s->in_fd);
+    s->in_fd = -1;
+    s->in_watched = false;
+}
+
+/* Move pending bytes into the UART.  Returns true once none are left. */
+static bool serial_flush_pending(struct serial *s)
 {
     if (s->npending) {
         size_t n = uart16550_receive(&s->uart, s->pending, s->npending);
         memmove(s->pending, s->pending + n, s->npending - n);
         s->npending -= n;
     }
-    serial_watch_input(s, s->npending == 0 && s->in_fd >= 0);
+    return s->npending == 0;
+}
+
+/* Read as much input as the UART has room for; false at end of input. */
+static bool serial_read_input(struct serial *s)
+{
+    size_t room = uart16550_rx_room(&s->uart);
+    if (room == 0 || s->npending)
+        return true; /* wait for rx_ready */
+    if (room > sizeof(s->pending))
+        room = sizeof(s->pending);
+    ssize_t n = read(s->in_fd, s->pending, room);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+        return false; /* end of input: the guest just gets no more */
+    if (n > 0) {
+        s->npending = (size_t)n;
+        serial_flush_pending(s);
+    }
+    return true;
+}
+
+/*
+ * Input pump, on the main thread: move what is pending, then read more while
+ * the UART takes it.  A pollable stdin is watched only while there is room,
+ * so a guest that does not read leaves the input waiting in the host.
+ */
+static void serial_pump_input(struct serial *s)
+{
+    if (s->in_fd < 0)
+        return;
+    if (!serial_flush_pending(s) || uart16550_rx_room(&s->uart) == 0) {
+        serial_watch_input(s, false); /* rx_ready will bring us back */
+        return;
+    }
+    if (s->in_is_file) {
+        while (s->in_fd >= 0 && s->npending == 0 && uart16550_rx_room(&s->uart) > 0)
+            if (!serial_read_input(s))
+                serial_close_input(s);
+        return;
+    }
+    serial_watch_input(s, true);
 }
 
 static void serial_on_input(void *opaque, uint32_t events)
 {
     struct serial *s = opaque;
     (void)events;
-    size_t room = uart16550_rx_room(&s->uart);
-    if (room == 0 || s->npending) {
-        serial_watch_input(s, false); /* wait for rx_ready */
+    if (!serial_read_input(s)) {
+        serial_close_input(s);
         return;
     }
-    if (room > sizeof(s->pending))
-        room = sizeof(s->pending);
-    ssize_t n = read(s->in_fd, s->pending, room);
-    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-        /* End of input: the guest just gets no more. */
-        evloop_remove(&s->vm->loop, s->in_fd);
-        s->in_fd = -1;
-        return;
-    }
-    if (n > 0) {
-        s->npending = (size_t)n;
-        serial_flush_pending(s);
-    }
+    serial_pump_input(s);
 }
 
 static void serial_on_wake(void *opaque, uint32_t events)
@@ -154,7 +191,7 @@ static void serial_on_wake(void *opaque, uint32_t events)
     if (read(s->wake_fd, &v, sizeof(v)) < 0) {
         /* Spurious wake-up: nothing to drain. */
     }
-    serial_flush_pending(s);
+    serial_pump_input(s);
 }
 
 /* --- device ops ---------------------------------------------------------- */
@@ -248,18 +285,21 @@ int serial_create(struct vm *vm, char *err, size_t errlen)
         return -1;
     }
     if (s->in_fd >= 0) {
-        if (evloop_add(&vm->loop, s->in_fd, EPOLLIN, serial_on_input, s) < 0) {
-            /* stdin that epoll cannot watch (a regular file, /dev/null): no input. */
-            s->in_fd = -1;
-        } else {
+        if (evloop_add(&vm->loop, s->in_fd, EPOLLIN, serial_on_input, s) == 0) {
             s->in_watched = true;
             set_raw_terminal(s->in_fd);
+        } else if (errno == EPERM) {
+            /* A regular file or /dev/null: always readable, read on demand. */
+            s->in_is_file = true;
+        } else {
+            snprintf(err, errlen, "serial console: cannot watch stdin: %s", strerror(errno));
+            return -1;
         }
     }
 
     uart16550_init(&s->uart, &serial_uart_ops, s);
-    if (bus_register(&vm->pio, LAYOUT_COM1_PORT, UART16550_NR_REGS, &serial_bus_ops, s,
-                     "com1") < 0) {
+    if (bus_register(&vm->pio, LAYOUT_COM1_PORT, UART16550_NR_REGS, &serial_bus_ops, s, "com1") <
+        0) {
         snprintf(err, errlen, "serial console: ports %#x-%#x are taken", LAYOUT_COM1_PORT,
                  LAYOUT_COM1_PORT + UART16550_NR_REGS - 1);
         return -1;

@@ -45,7 +45,8 @@ static int backing_open_hugetlbfs(const char *dir, uint64_t *page_size, char *er
 {
     struct statfs sfs;
     if (!dir || statfs(dir, &sfs) < 0)
-        return fail(err, errlen, "hugetlbfs path '%s': %s (give the directory of a hugetlbfs mount)",
+        return fail(err, errlen,
+                    "hugetlbfs path '%s': %s (give the directory of a hugetlbfs mount)",
                     dir ? dir : "", strerror(errno));
     if ((unsigned long)sfs.f_type != HUGETLBFS_MAGIC)
         return fail(err, errlen,
@@ -99,7 +100,8 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
         if (b->fd >= 0)
             close(b->fd);
         b->fd = -1;
-        return fail(err, errlen, "cannot map %s of guest memory: %s (check ulimit -v and free memory)",
+        return fail(err, errlen,
+                    "cannot map %s of guest memory: %s (check ulimit -v and free memory)",
                     format_size(size, sz, sizeof(sz)), strerror(e));
     }
     if (kind == MM_BACKING_ANON)
@@ -159,8 +161,7 @@ int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, si
     for (unsigned i = 0; i < map->nr_regions; i++) {
         const struct mm_region *r = &map->regions[i];
         if (ranges_overlap(r->gpa, r->size, region->gpa, region->size))
-            return fail(err, errlen,
-                        "memory region '%s' [%#llx-%#llx] overlaps '%s' [%#llx-%#llx]",
+            return fail(err, errlen, "memory region '%s' [%#llx-%#llx] overlaps '%s' [%#llx-%#llx]",
                         region->name, (unsigned long long)region->gpa,
                         (unsigned long long)(region->gpa + region->size - 1), r->name,
                         (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size - 1));
@@ -193,8 +194,7 @@ static int add_backed_region(struct mm_map *map, uint64_t gpa, uint64_t size,
                              enum mm_region_type type, uint8_t *hva, const char *name, char *err,
                              size_t errlen)
 {
-    struct mm_region r = {
-        .gpa = gpa, .size = size, .type = type, .hva = hva, .name = name};
+    struct mm_region r = {.gpa = gpa, .size = size, .type = type, .hva = hva, .name = name};
     return mm_map_add(map, &r, err, errlen);
 }
 
@@ -210,8 +210,8 @@ int mm_map_setup_ram(struct mm_map *map, uint64_t size, char *err, size_t errlen
     uint64_t low_end = size < LAYOUT_PCI_HOLE_START ? size : LAYOUT_PCI_HOLE_START;
     map->low_ram_end = low_end;
 
-    if (add_backed_region(map, 0, LAYOUT_LOW_RAM_END, MM_REGION_RAM, hva, "ram-low", err,
-                          errlen) < 0 ||
+    if (add_backed_region(map, 0, LAYOUT_LOW_RAM_END, MM_REGION_RAM, hva, "ram-low", err, errlen) <
+            0 ||
         add_backed_region(map, LAYOUT_LOW_RAM_END, LAYOUT_HIGH_RAM_START - LAYOUT_LOW_RAM_END,
                           MM_REGION_RESERVED, hva + LAYOUT_LOW_RAM_END, "legacy-acpi", err,
                           errlen) < 0 ||

@@ -102,8 +102,8 @@ static int write_page_tables(struct mm_map *mem)
         uint64_t pd_addr = BOOT_PD_ADDR + i * 0x1000;
         pdpt[i] = pd_addr | PTE_PRESENT | PTE_WRITE;
         for (unsigned j = 0; j < 512; j++)
-            pd[j] = ((uint64_t)i << 30 | (uint64_t)j << 21) | PTE_PRESENT | PTE_WRITE |
-                    PTE_PAGESIZE;
+            pd[j] =
+                ((uint64_t)i << 30 | (uint64_t)j << 21) | PTE_PRESENT | PTE_WRITE | PTE_PAGESIZE;
         if (mm_write(mem, pd_addr, pd, sizeof(pd)) < 0)
             return -1;
     }
@@ -200,19 +200,20 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
     char s1[32], s2[32], s3[32];
 
     memset(entry, 0, sizeof(*entry));
-    if (boot_parse_bzimage(args->kernel, args->kernel_size, &info, kernel_err,
-                           sizeof(kernel_err)) < 0)
+    if (boot_parse_bzimage(args->kernel, args->kernel_size, &info, kernel_err, sizeof(kernel_err)) <
+        0)
         return fail(err, errlen, "--kernel %s", kernel_err);
 
     /* The kernel runs from max(load address, pref_address) and needs init_size there. */
     uint64_t run_at = info.pref_address > BOOT_KERNEL_ADDR ? info.pref_address : BOOT_KERNEL_ADDR;
-    uint64_t kernel_end = run_at + (info.init_size > info.kernel_size ? info.init_size
-                                                                      : info.kernel_size);
+    uint64_t kernel_end =
+        run_at + (info.init_size > info.kernel_size ? info.init_size : info.kernel_size);
     uint64_t load_end = BOOT_KERNEL_ADDR + info.kernel_size;
     if (load_end > kernel_end)
         kernel_end = load_end;
     if (kernel_end > mem->low_ram_end)
-        return fail(err, errlen, "the kernel needs %s of RAM to boot but --memory gives %s; raise --memory",
+        return fail(err, errlen,
+                    "the kernel needs %s of RAM to boot but --memory gives %s; raise --memory",
                     format_size(ALIGN_UP(kernel_end, MiB), s1, sizeof(s1)),
                     format_size(mem->ram_size, s2, sizeof(s2)));
 
@@ -244,16 +245,18 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
         if ((uint64_t)info.initrd_addr_max + 1 < limit)
             limit = (uint64_t)info.initrd_addr_max + 1;
         if (args->initrd_size > limit)
-            return fail(err, errlen, "the initrd (%s) is larger than the RAM below 4 GiB; raise --memory",
+            return fail(err, errlen,
+                        "the initrd (%s) is larger than the RAM below 4 GiB; raise --memory",
                         format_size(args->initrd_size, s1, sizeof(s1)));
         uint64_t addr = ALIGN_DOWN(limit - args->initrd_size, 4096);
         if (addr < kernel_end)
-            return fail(err, errlen,
-                        "the kernel (%s while booting) and the initrd (%s) do not fit in --memory %s; "
-                        "raise --memory",
-                        format_size(ALIGN_UP(kernel_end, MiB), s1, sizeof(s1)),
-                        format_size(args->initrd_size, s2, sizeof(s2)),
-                        format_size(mem->ram_size, s3, sizeof(s3)));
+            return fail(
+                err, errlen,
+                "the kernel (%s while booting) and the initrd (%s) do not fit in --memory %s; "
+                "raise --memory",
+                format_size(ALIGN_UP(kernel_end, MiB), s1, sizeof(s1)),
+                format_size(args->initrd_size, s2, sizeof(s2)),
+                format_size(mem->ram_size, s3, sizeof(s3)));
         if (load_initrd(mem, args->initrd_fd, addr, args->initrd_size, err, errlen) < 0)
             return -1;
         bp.hdr.ramdisk_image = (uint32_t)addr;

@@ -33,7 +33,7 @@
 #define BOOT_CMDLINE_ADDR   0x20000ULL
 #define BOOT_CMDLINE_MAX    0x10000ULL
 #define BOOT_KERNEL_ADDR    0x100000ULL /* protected-mode kernel at 1 MiB */
-#define BOOT_RESET_VECTOR   0xffff0ULL  /* where a CPU (or Linux's BIOS reboot) starts after reset */
+#define BOOT_RESET_VECTOR   0xffff0ULL /* where a CPU (or Linux's BIOS reboot) starts after reset */
 
 #define BOOT_CS 0x10 /* __BOOT_CS: 64-bit code segment in our GDT */
 #define BOOT_DS 0x18 /* __BOOT_DS */

@@ -75,8 +75,9 @@ int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
         if (!isxdigit((unsigned char)*p))
             return -1;
         for (; isxdigit((unsigned char)*p); p++) {
-            unsigned d = isdigit((unsigned char)*p) ? (unsigned)(*p - '0')
-                                                    : (unsigned)(toupper((unsigned char)*p) - 'A' + 10);
+            unsigned d = isdigit((unsigned char)*p)
+                             ? (unsigned)(*p - '0')
+                             : (unsigned)(toupper((unsigned char)*p) - 'A' + 10);
             if (whole > (UINT64_MAX - d) / 16)
                 return -1;
             whole = whole * 16 + d;
@@ -149,8 +150,8 @@ static enum config_result parse_console(struct vm_config *cfg, const char *arg, 
         cfg->console = CONSOLE_FILE;
         cfg->console_path = arg + 5;
     } else {
-        return fail(err, errlen, "--console: '%s' is not a console mode (use stdio, none or file=PATH)",
-                    arg);
+        return fail(err, errlen,
+                    "--console: '%s' is not a console mode (use stdio, none or file=PATH)", arg);
     }
     return CONFIG_OK;
 }
@@ -165,8 +166,7 @@ static enum config_result parse_cpus(struct vm_config *cfg, const char *arg, cha
         return fail(err, errlen, "--cpus: '%s' is not a number (use 1 to %d)", arg,
                     CONFIG_MAX_CPUS);
     if (n < 1 || n > CONFIG_MAX_CPUS)
-        return fail(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg,
-                    CONFIG_MAX_CPUS);
+        return fail(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg, CONFIG_MAX_CPUS);
     cfg->cpus = (unsigned)n;
     return CONFIG_OK;
 }
@@ -187,8 +187,7 @@ static enum config_result parse_memory(struct vm_config *cfg, const char *arg, c
         return fail(err, errlen, "--memory: %s is not a multiple of 4K (the page size)", arg);
     /* Guest-physical space is bounded by 52 bits on every x86 CPU. */
     if (bytes > (1ULL << 46))
-        return fail(err, errlen, "--memory: %s is more than 64T, which no x86 host can back",
-                    arg);
+        return fail(err, errlen, "--memory: %s is more than 64T, which no x86 host can back", arg);
     cfg->memory = bytes;
     return CONFIG_OK;
 }
@@ -289,7 +288,8 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
             return r;
     }
     if (optind < argc)
-        return fail(err, errlen, "unexpected argument '%s' (options start with --; see minivmm --help)",
+        return fail(err, errlen,
+                    "unexpected argument '%s' (options start with --; see minivmm --help)",
                     argv[optind]);
     if (!cfg->kernel_path)
         return fail(err, errlen, "--kernel PATH is required (the bzImage to boot)");

@@ -35,24 +35,24 @@
 #define MTRR_ENABLE             (1ULL << 11)
 #define MTRR_TYPE_WRBACK        6ULL
 
-#define CR0_PE (1ULL << 0)
-#define CR0_MP (1ULL << 1)
-#define CR0_ET (1ULL << 4)
-#define CR0_NE (1ULL << 5)
-#define CR0_WP (1ULL << 16)
-#define CR0_AM (1ULL << 18)
-#define CR0_PG (1ULL << 31)
+#define CR0_PE      (1ULL << 0)
+#define CR0_MP      (1ULL << 1)
+#define CR0_ET      (1ULL << 4)
+#define CR0_NE      (1ULL << 5)
+#define CR0_WP      (1ULL << 16)
+#define CR0_AM      (1ULL << 18)
+#define CR0_PG      (1ULL << 31)
 #define CR4_PAE     (1ULL << 5)
 #define EFER_LME    (1ULL << 8)
 #define EFER_LMA    (1ULL << 10)
 #define RFLAGS_RSVD (1ULL << 1)
 
 /* Local APIC LVT registers and delivery modes (for virtual-wire mode). */
-#define APIC_LVT0         0x350
-#define APIC_LVT1         0x360
-#define APIC_MODE_MASK    0x700
-#define APIC_MODE_NMI     0x400
-#define APIC_MODE_EXTINT  0x700
+#define APIC_LVT0        0x350
+#define APIC_LVT1        0x360
+#define APIC_MODE_MASK   0x700
+#define APIC_MODE_NMI    0x400
+#define APIC_MODE_EXTINT 0x700
 
 #define SEG_TYPE_CODE_XRA 0xb /* execute/read, accessed */
 #define SEG_TYPE_DATA_RWA 0x3 /* read/write, accessed */
@@ -117,19 +117,18 @@ static int set_msrs(struct vcpu *vcpu, char *err, size_t errlen)
         {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
         {MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRBACK},
     };
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry entries[ARRAY_SIZE(init)];
-    } msrs;
-    memset(&msrs, 0, sizeof(msrs));
-    msrs.hdr.nmsrs = ARRAY_SIZE(init);
+    struct kvm_msrs *msrs =
+        xzalloc(sizeof(*msrs) + ARRAY_SIZE(init) * sizeof(struct kvm_msr_entry));
+    msrs->nmsrs = ARRAY_SIZE(init);
     for (unsigned i = 0; i < ARRAY_SIZE(init); i++) {
-        msrs.entries[i].index = init[i].index;
-        msrs.entries[i].data = init[i].value;
+        msrs->entries[i].index = init[i].index;
+        msrs->entries[i].data = init[i].value;
     }
-    int n = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+    int n = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
+    int e = errno;
+    free(msrs);
     if (n < 0)
-        return fail(err, errlen, "KVM_SET_MSRS on vCPU %u: %s", vcpu->id, strerror(errno));
+        return fail(err, errlen, "KVM_SET_MSRS on vCPU %u: %s", vcpu->id, strerror(e));
     if ((unsigned)n != ARRAY_SIZE(init))
         return fail(err, errlen, "KVM refused MSR %#x on vCPU %u", init[n].index, vcpu->id);
     return 0;
@@ -187,8 +186,7 @@ static void set_segment(struct kvm_segment *s, uint16_t selector, uint8_t type, 
     s->db = !code64;
 }
 
-int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char *err,
-                        size_t errlen)
+int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char *err, size_t errlen)
 {
     struct kvm_sregs sregs;
     if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
@@ -234,8 +232,8 @@ int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char 
 static void dump_segment(FILE *f, const char *name, const struct kvm_segment *s)
 {
     fprintf(f, "  %-3s sel=%04x base=%016llx limit=%08x type=%x p=%u dpl=%u db=%u l=%u g=%u\n",
-            name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->present,
-            s->dpl, s->db, s->l, s->g);
+            name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->present, s->dpl,
+            s->db, s->l, s->g);
 }
 
 static void vcpu_dump(struct vcpu *vcpu)
@@ -263,7 +261,8 @@ static void vcpu_dump(struct vcpu *vcpu)
             s.idt.limit);
 }
 
-static void vcpu_fail(struct vcpu *vcpu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vcpu_fail(struct vcpu *vcpu, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void vcpu_fail(struct vcpu *vcpu, const char *fmt, ...)
 {
     char msg[512];

@@ -22,7 +22,7 @@
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 
-#define KVM_DEVICE_PATH "/dev/kvm"
+#define KVM_DEVICE_PATH   "/dev/kvm"
 #define CPUID_MAX_ENTRIES 256
 
 /* --- start-up ------------------------------------------------------------ */
@@ -65,8 +65,7 @@ static void open_kvm(struct vm *vm)
     if (max_vcpus <= 0)
         max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
     if (max_vcpus > 0 && vm->cfg->cpus > (unsigned)max_vcpus)
-        die("--cpus %u is more than the %d vCPUs this host's KVM allows", vm->cfg->cpus,
-            max_vcpus);
+        die("--cpus %u is more than the %d vCPUs this host's KVM allows", vm->cfg->cpus, max_vcpus);
     vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);

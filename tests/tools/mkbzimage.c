@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SETUP_SECTS   4
-#define KERNEL_SIZE   4096
-#define ENTRY_64      0x200 /* startup_64 is 0x200 bytes into the kernel */
-#define HDR_OFFSET    0x1f1
+#define SETUP_SECTS 4
+#define KERNEL_SIZE 4096
+#define ENTRY_64    0x200 /* startup_64 is 0x200 bytes into the kernel */
+#define HDR_OFFSET  0x1f1
 
 int main(int argc, char **argv)
 {

@@ -151,9 +151,8 @@ static void test_load_layout(void **state)
     char err[256];
     const size_t initrd_size = 3 * MiB + 123;
     int fd = make_initrd(initrd_size);
-    assert_int_equal(load(l, 256 * MiB, f, fd, initrd_size, "console=ttyS0 quiet", err,
-                          sizeof(err)),
-                     0);
+    assert_int_equal(
+        load(l, 256 * MiB, f, fd, initrd_size, "console=ttyS0 quiet", err, sizeof(err)), 0);
 
     /* Entry state. */
     assert_int_equal(l->entry.rip, 0x100200);
@@ -291,8 +290,8 @@ static void test_load_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),   cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_load_layout),   cmocka_unit_test(test_load_above_4g),
+        cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_load_layout), cmocka_unit_test(test_load_above_4g),
         cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

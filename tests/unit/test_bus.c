@@ -111,8 +111,7 @@ static void test_many_ranges(void **state)
     /* Register in a scrambled order; lookups must still find each one. */
     for (unsigned i = 0; i < 100; i++) {
         unsigned k = (i * 37) % 100;
-        assert_int_equal(bus_register(&bus, 0x10000 + k * 0x1000, 0x800, &rec_ops, &r[k], "r"),
-                         0);
+        assert_int_equal(bus_register(&bus, 0x10000 + k * 0x1000, 0x800, &rec_ops, &r[k], "r"), 0);
     }
     for (unsigned k = 0; k < 100; k++) {
         uint32_t v;
@@ -127,8 +126,8 @@ static struct kvm_cpuid2 *fake_cpuid(void)
 {
     struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 4 * sizeof(struct kvm_cpuid_entry2));
     c->nent = 4;
-    c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0xff0a0800, .ecx = 0x1,
-                                              .edx = 1u << 28};
+    c->entries[0] =
+        (struct kvm_cpuid_entry2){.function = 1, .ebx = 0xff0a0800, .ecx = 0x1, .edx = 1u << 28};
     c->entries[1] = (struct kvm_cpuid_entry2){
         .function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .edx = 7};
     c->entries[2] = (struct kvm_cpuid_entry2){

@@ -47,7 +47,8 @@ static void test_ram_layout_split(void **state)
     assert_null(mm_map_find(&m, LAYOUT_PCI_HOLE_START));
     assert_null(mm_map_find(&m, 5 * GiB));
     /* The byte after the hole is the host byte after the last low byte. */
-    assert_ptr_equal(mm_gpa(&m, 4 * GiB, 1), (uint8_t *)mm_gpa(&m, LAYOUT_PCI_HOLE_START - 1, 1) + 1);
+    assert_ptr_equal(mm_gpa(&m, 4 * GiB, 1),
+                     (uint8_t *)mm_gpa(&m, LAYOUT_PCI_HOLE_START - 1, 1) + 1);
     mm_map_destroy(&m);
 }
 
@@ -60,12 +61,12 @@ static void test_accessor_bounds(void **state)
     assert_int_equal(mm_map_setup_ram(&m, 64 * MiB, err, sizeof(err)), 0);
     const uint64_t end = 64 * MiB;
     assert_non_null(mm_gpa(&m, end - 8, 8));
-    assert_null(mm_gpa(&m, end - 8, 9));       /* runs past the end */
-    assert_null(mm_gpa(&m, end, 1));           /* just outside */
-    assert_null(mm_gpa(&m, UINT64_MAX, 2));    /* wraps */
+    assert_null(mm_gpa(&m, end - 8, 9));        /* runs past the end */
+    assert_null(mm_gpa(&m, end, 1));            /* just outside */
+    assert_null(mm_gpa(&m, UINT64_MAX, 2));     /* wraps */
     assert_null(mm_gpa(&m, UINT64_MAX - 3, 8)); /* wraps */
-    assert_null(mm_gpa(&m, 16, UINT64_MAX));   /* huge length */
-    assert_non_null(mm_gpa(&m, 0, 0));         /* len 0 treated as 1 */
+    assert_null(mm_gpa(&m, 16, UINT64_MAX));    /* huge length */
+    assert_non_null(mm_gpa(&m, 0, 0));          /* len 0 treated as 1 */
     /* A range that crosses from one region into the next is refused. */
     assert_null(mm_gpa(&m, LAYOUT_LOW_RAM_END - 4, 8));
 
@@ -196,19 +197,23 @@ static void test_backing_hugetlbfs_errors(void **state)
     assert_int_equal(mm_backing_alloc(&b, MM_BACKING_HUGETLBFS, 2 * MiB, "/tmp", err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "not a hugetlbfs mount"));
-    assert_int_equal(mm_backing_alloc(&b, MM_BACKING_HUGETLBFS, 2 * MiB, "/nonexistent/dir", err,
-                                      sizeof(err)),
-                     -1);
+    assert_int_equal(
+        mm_backing_alloc(&b, MM_BACKING_HUGETLBFS, 2 * MiB, "/nonexistent/dir", err, sizeof(err)),
+        -1);
     assert_non_null(strstr(err, "/nonexistent/dir"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ram_layout_small), cmocka_unit_test(test_ram_layout_split),
-        cmocka_unit_test(test_accessor_bounds),  cmocka_unit_test(test_regions_and_accessible),
-        cmocka_unit_test(test_slots),            cmocka_unit_test(test_backing_anon),
-        cmocka_unit_test(test_backing_memfd),    cmocka_unit_test(test_backing_hugetlbfs_errors),
+        cmocka_unit_test(test_ram_layout_small),
+        cmocka_unit_test(test_ram_layout_split),
+        cmocka_unit_test(test_accessor_bounds),
+        cmocka_unit_test(test_regions_and_accessible),
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_backing_anon),
+        cmocka_unit_test(test_backing_memfd),
+        cmocka_unit_test(test_backing_hugetlbfs_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
