@@ -321,7 +321,9 @@ static bool handle_exit(struct vcpu *vcpu)
         handle_system_event(vcpu);
         return false;
     case KVM_EXIT_SHUTDOWN:
-        vcpu_fail(vcpu, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+        /* SVM reinitialises the VMCB on a shutdown intercept: the state is gone. */
+        vcpu_fail(vcpu, "the guest triple-faulted (KVM_EXIT_SHUTDOWN; on AMD hosts KVM has "
+                        "already reset this vCPU, so the registers below are its reset state)");
         return false;
     case KVM_EXIT_INTERNAL_ERROR:
         vcpu_fail(vcpu, "KVM internal error, suberror %u (1 = instruction emulation failed)",
