@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +20,6 @@
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 void mm_map_init(struct mm_map *map)
 {
     memset(map, 0, sizeof(*map));
@@ -45,18 +34,18 @@ static int backing_open_hugetlbfs(const char *dir, uint64_t *page_size, char *er
 {
     struct statfs sfs;
     if (!dir || statfs(dir, &sfs) < 0)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "hugetlbfs path '%s': %s (give the directory of a hugetlbfs mount)",
                     dir ? dir : "", strerror(errno));
     if ((unsigned long)sfs.f_type != HUGETLBFS_MAGIC)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "'%s' is not a hugetlbfs mount (mount one with: mount -t hugetlbfs none DIR)",
                     dir);
     char path[4096];
     snprintf(path, sizeof(path), "%s/minivmm.XXXXXX", dir);
     int fd = mkstemp(path);
     if (fd < 0)
-        return fail(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+        return errf(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
     unlink(path);
     *page_size = (uint64_t)sfs.f_bsize;
     return fd;
@@ -74,7 +63,7 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
     if (kind == MM_BACKING_MEMFD) {
         b->fd = memfd_create("minivmm-guest", MFD_CLOEXEC);
         if (b->fd < 0)
-            return fail(err, errlen, "memfd_create: %s", strerror(errno));
+            return errf(err, errlen, "memfd_create: %s", strerror(errno));
     } else if (kind == MM_BACKING_HUGETLBFS) {
         b->fd = backing_open_hugetlbfs(path, &b->page_size, err, errlen);
         if (b->fd < 0)
@@ -85,7 +74,7 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
         int e = errno;
         close(b->fd);
         b->fd = -1;
-        return fail(err, errlen, "cannot size guest memory file to %s: %s",
+        return errf(err, errlen, "cannot size guest memory file to %s: %s",
                     format_size(size, sz, sizeof(sz)), strerror(e));
     }
 
@@ -100,7 +89,7 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
         if (b->fd >= 0)
             close(b->fd);
         b->fd = -1;
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "cannot map %s of guest memory: %s (check ulimit -v and free memory)",
                     format_size(size, sz, sizeof(sz)), strerror(e));
     }
@@ -115,21 +104,21 @@ int mm_backing_discard(struct mm_backing *b, uint64_t offset, uint64_t len, char
                        size_t errlen)
 {
     if (offset > b->size || len > b->size - offset)
-        return fail(err, errlen, "discard of [%#llx, +%#llx) outside a backing of %#llx bytes",
+        return errf(err, errlen, "discard of [%#llx, +%#llx) outside a backing of %#llx bytes",
                     (unsigned long long)offset, (unsigned long long)len,
                     (unsigned long long)b->size);
     if (offset % b->page_size || len % b->page_size)
-        return fail(err, errlen, "discard of [%#llx, +%#llx) is not aligned to the page size %#llx",
+        return errf(err, errlen, "discard of [%#llx, +%#llx) is not aligned to the page size %#llx",
                     (unsigned long long)offset, (unsigned long long)len,
                     (unsigned long long)b->page_size);
     if (b->fd >= 0) {
         if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
                       (off_t)len) < 0)
-            return fail(err, errlen, "punching a hole in guest memory: %s", strerror(errno));
+            return errf(err, errlen, "punching a hole in guest memory: %s", strerror(errno));
         return 0;
     }
     if (madvise(b->hva + offset, len, MADV_DONTNEED) < 0)
-        return fail(err, errlen, "madvise(MADV_DONTNEED) on guest memory: %s", strerror(errno));
+        return errf(err, errlen, "madvise(MADV_DONTNEED) on guest memory: %s", strerror(errno));
     return 0;
 }
 
@@ -154,20 +143,20 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, size_t errlen)
 {
     if (region->size == 0)
-        return fail(err, errlen, "memory region '%s' is empty", region->name);
+        return errf(err, errlen, "memory region '%s' is empty", region->name);
     if (region->gpa + region->size < region->gpa || region->gpa + region->size == 0)
-        return fail(err, errlen, "memory region '%s' at %#llx wraps around the address space",
+        return errf(err, errlen, "memory region '%s' at %#llx wraps around the address space",
                     region->name, (unsigned long long)region->gpa);
     for (unsigned i = 0; i < map->nr_regions; i++) {
         const struct mm_region *r = &map->regions[i];
         if (ranges_overlap(r->gpa, r->size, region->gpa, region->size))
-            return fail(err, errlen, "memory region '%s' [%#llx-%#llx] overlaps '%s' [%#llx-%#llx]",
+            return errf(err, errlen, "memory region '%s' [%#llx-%#llx] overlaps '%s' [%#llx-%#llx]",
                         region->name, (unsigned long long)region->gpa,
                         (unsigned long long)(region->gpa + region->size - 1), r->name,
                         (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size - 1));
     }
     if (map->nr_regions == MM_MAX_REGIONS)
-        return fail(err, errlen, "too many memory regions (at most %d)", MM_MAX_REGIONS);
+        return errf(err, errlen, "too many memory regions (at most %d)", MM_MAX_REGIONS);
 
     /* Keep the array sorted by address: e820 and lookups want that order. */
     unsigned pos = map->nr_regions;
@@ -201,7 +190,7 @@ static int add_backed_region(struct mm_map *map, uint64_t gpa, uint64_t size,
 int mm_map_setup_ram(struct mm_map *map, uint64_t size, char *err, size_t errlen)
 {
     if (size < LAYOUT_HIGH_RAM_START * 2)
-        return fail(err, errlen, "boot RAM must be at least 2 MiB");
+        return errf(err, errlen, "boot RAM must be at least 2 MiB");
     if (mm_backing_alloc(&map->ram, MM_BACKING_ANON, size, NULL, err, errlen) < 0)
         return -1;
     map->ram_size = size;
@@ -219,7 +208,7 @@ int mm_map_setup_ram(struct mm_map *map, uint64_t size, char *err, size_t errlen
                           MM_REGION_RAM, hva + LAYOUT_HIGH_RAM_START, "ram", err, errlen) < 0)
         return -1;
     if (mm_slot_add(map, 0, low_end, hva, 0) < 0)
-        return fail(err, errlen, "cannot add a memslot for boot RAM: %s", strerror(errno));
+        return errf(err, errlen, "cannot add a memslot for boot RAM: %s", strerror(errno));
 
     if (size > low_end) {
         uint64_t high = size - low_end;
@@ -227,7 +216,7 @@ int mm_map_setup_ram(struct mm_map *map, uint64_t size, char *err, size_t errlen
                               "ram-high", err, errlen) < 0)
             return -1;
         if (mm_slot_add(map, LAYOUT_PCI_HOLE_END, high, hva + low_end, 0) < 0)
-            return fail(err, errlen, "cannot add a memslot for boot RAM: %s", strerror(errno));
+            return errf(err, errlen, "cannot add a memslot for boot RAM: %s", strerror(errno));
     }
     return 0;
 }
@@ -314,7 +303,7 @@ int mm_map_register_slots(struct mm_map *map, int vm_fd, char *err, size_t errle
         if (s->used && slot_to_kvm(vm_fd, i, s, false) < 0) {
             int e = errno;
             pthread_mutex_unlock(&map->slot_lock);
-            return fail(err, errlen, "KVM_SET_USER_MEMORY_REGION for [%#llx, +%#llx): %s",
+            return errf(err, errlen, "KVM_SET_USER_MEMORY_REGION for [%#llx, +%#llx): %s",
                         (unsigned long long)s->gpa, (unsigned long long)s->size, strerror(e));
         }
     }

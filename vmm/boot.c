@@ -3,7 +3,6 @@
 
 #include <asm/bootparam.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,16 +29,6 @@
 #define GDT_CODE64 0x00af9b000000ffffULL
 #define GDT_DATA   0x00cf93000000ffffULL
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Size in bytes of the setup header the image actually has (protocol dependent). */
 static size_t setup_header_len(const uint8_t *img)
 {
@@ -56,31 +45,31 @@ int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *info
     struct setup_header hdr;
 
     if (len >= 4 && memcmp(img, elf_magic, 4) == 0)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "is an ELF vmlinux, not a bzImage: give the compressed kernel "
                     "(arch/x86/boot/bzImage or /boot/vmlinuz-*)");
     if (len < SETUP_HEADER_OFFSET + sizeof(hdr))
-        return fail(err, errlen, "is too small (%zu bytes) to be a Linux bzImage", len);
+        return errf(err, errlen, "is too small (%zu bytes) to be a Linux bzImage", len);
     memcpy(&hdr, img + SETUP_HEADER_OFFSET, sizeof(hdr));
     if (hdr.boot_flag != BOOT_FLAG_MAGIC || hdr.header != HDRS_MAGIC)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "is not a Linux bzImage (no 'HdrS' boot header); give a kernel such as "
                     "/boot/vmlinuz-*");
     if (hdr.version < BOOT_MIN_PROTOCOL)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "uses Linux boot protocol %u.%02u, which is too old: minivmm needs 2.12 or "
                     "newer (Linux 3.8 or later)",
                     hdr.version >> 8, hdr.version & 0xff);
     if (!(hdr.loadflags & LOADED_HIGH))
-        return fail(err, errlen, "is a zImage (loaded low); minivmm boots bzImage kernels only");
+        return errf(err, errlen, "is a zImage (loaded low); minivmm boots bzImage kernels only");
     if (!(hdr.xloadflags & XLF_KERNEL_64))
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "has no 64-bit entry point (a 32-bit kernel?); minivmm boots x86_64 kernels");
 
     size_t sects = hdr.setup_sects ? hdr.setup_sects : DEFAULT_SETUP_SECTS;
     size_t setup = (sects + 1) * SECTOR_SIZE;
     if (setup >= len)
-        return fail(err, errlen, "is truncated: the setup code (%zu bytes) fills the file", setup);
+        return errf(err, errlen, "is truncated: the setup code (%zu bytes) fills the file", setup);
 
     info->protocol = hdr.version;
     info->setup_size = setup;
@@ -178,14 +167,14 @@ static int load_initrd(struct mm_map *mem, int fd, uint64_t gpa, uint64_t size, 
 {
     uint8_t *dst = mm_gpa(mem, gpa, size);
     if (!dst)
-        return fail(err, errlen, "initrd does not fit in guest memory");
+        return errf(err, errlen, "initrd does not fit in guest memory");
     uint64_t done = 0;
     while (done < size) {
         ssize_t n = pread(fd, dst + done, size - done, (off_t)done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return fail(err, errlen, "cannot read the initrd: %s",
+            return errf(err, errlen, "cannot read the initrd: %s",
                         n < 0 ? strerror(errno) : "file shrank while loading");
         done += (uint64_t)n;
     }
@@ -202,7 +191,7 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
     memset(entry, 0, sizeof(*entry));
     if (boot_parse_bzimage(args->kernel, args->kernel_size, &info, kernel_err, sizeof(kernel_err)) <
         0)
-        return fail(err, errlen, "--kernel %s", kernel_err);
+        return errf(err, errlen, "--kernel %s", kernel_err);
 
     /* The kernel runs from max(load address, pref_address) and needs init_size there. */
     uint64_t run_at = info.pref_address > BOOT_KERNEL_ADDR ? info.pref_address : BOOT_KERNEL_ADDR;
@@ -212,7 +201,7 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
     if (load_end > kernel_end)
         kernel_end = load_end;
     if (kernel_end > mem->low_ram_end)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "the kernel needs %s of RAM to boot but --memory gives %s; raise --memory",
                     format_size(ALIGN_UP(kernel_end, MiB), s1, sizeof(s1)),
                     format_size(mem->ram_size, s2, sizeof(s2)));
@@ -222,14 +211,14 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
     if (cmdmax >= BOOT_CMDLINE_MAX)
         cmdmax = BOOT_CMDLINE_MAX - 1;
     if (cmdlen > cmdmax)
-        return fail(err, errlen, "--cmdline is %zu bytes long; this kernel accepts at most %u",
+        return errf(err, errlen, "--cmdline is %zu bytes long; this kernel accepts at most %u",
                     cmdlen, cmdmax);
 
     if (mm_write(mem, BOOT_KERNEL_ADDR, args->kernel + info.setup_size, info.kernel_size) < 0)
-        return fail(err, errlen, "the kernel (%s) does not fit in guest RAM at 1 MiB",
+        return errf(err, errlen, "the kernel (%s) does not fit in guest RAM at 1 MiB",
                     format_size(info.kernel_size, s1, sizeof(s1)));
     if (mm_write(mem, BOOT_CMDLINE_ADDR, args->cmdline, cmdlen + 1) < 0)
-        return fail(err, errlen, "cannot write the command line into guest memory");
+        return errf(err, errlen, "cannot write the command line into guest memory");
 
     struct boot_params bp;
     memset(&bp, 0, sizeof(bp));
@@ -245,12 +234,12 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
         if ((uint64_t)info.initrd_addr_max + 1 < limit)
             limit = (uint64_t)info.initrd_addr_max + 1;
         if (args->initrd_size > limit)
-            return fail(err, errlen,
+            return errf(err, errlen,
                         "the initrd (%s) is larger than the RAM below 4 GiB; raise --memory",
                         format_size(args->initrd_size, s1, sizeof(s1)));
         uint64_t addr = ALIGN_DOWN(limit - args->initrd_size, 4096);
         if (addr < kernel_end)
-            return fail(
+            return errf(
                 err, errlen,
                 "the kernel (%s while booting) and the initrd (%s) do not fit in --memory %s; "
                 "raise --memory",
@@ -267,11 +256,11 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
     }
 
     if (fill_e820(mem, &bp) < 0)
-        return fail(err, errlen, "the memory map has more than %d e820 entries",
+        return errf(err, errlen, "the memory map has more than %d e820 entries",
                     E820_MAX_ENTRIES_ZEROPAGE);
     if (mm_write(mem, BOOT_ZERO_PAGE_ADDR, &bp, sizeof(bp)) < 0 || write_gdt(mem, entry) < 0 ||
         write_page_tables(mem) < 0 || write_reset_vector(mem) < 0)
-        return fail(err, errlen, "cannot write the boot structures into guest memory");
+        return errf(err, errlen, "cannot write the boot structures into guest memory");
 
     entry->rip = BOOT_KERNEL_ADDR + STARTUP_64_OFFSET;
     entry->rsi = BOOT_ZERO_PAGE_ADDR;

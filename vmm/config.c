@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,18 +126,7 @@ int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
     return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static enum config_result fail(char *err, size_t errlen,
-                                                                     const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return CONFIG_ERROR;
-}
-
-static enum config_result parse_console(struct vm_config *cfg, const char *arg, char *err,
-                                        size_t errlen)
+static int parse_console(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (strcmp(arg, "stdio") == 0) {
         cfg->console = CONSOLE_STDIO;
@@ -146,51 +134,52 @@ static enum config_result parse_console(struct vm_config *cfg, const char *arg, 
         cfg->console = CONSOLE_NONE;
     } else if (strncmp(arg, "file=", 5) == 0) {
         if (arg[5] == '\0')
-            return fail(err, errlen, "--console file= needs a path, e.g. --console file=guest.log");
+            return errf(err, errlen, "--console file= needs a path, e.g. --console file=guest.log");
         cfg->console = CONSOLE_FILE;
         cfg->console_path = arg + 5;
     } else {
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "--console: '%s' is not a console mode (use stdio, none or file=PATH)", arg);
     }
-    return CONFIG_OK;
+    return 0;
 }
 
-static enum config_result parse_cpus(struct vm_config *cfg, const char *arg, char *err,
-                                     size_t errlen)
+static int parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     char *end;
     errno = 0;
     unsigned long n = strtoul(arg, &end, 10);
     if (!isdigit((unsigned char)arg[0]) || *end || errno)
-        return fail(err, errlen, "--cpus: '%s' is not a number (use 1 to %d)", arg,
+        return errf(err, errlen, "--cpus: '%s' is not a number (use 1 to %d)", arg,
                     CONFIG_MAX_CPUS);
     if (n < 1 || n > CONFIG_MAX_CPUS)
-        return fail(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg, CONFIG_MAX_CPUS);
+        return errf(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg, CONFIG_MAX_CPUS);
     cfg->cpus = (unsigned)n;
-    return CONFIG_OK;
+    return 0;
 }
 
-static enum config_result parse_memory(struct vm_config *cfg, const char *arg, char *err,
-                                       size_t errlen)
+static int parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     uint64_t bytes;
     if (config_parse_size(arg, MiB, &bytes) < 0)
-        return fail(err, errlen,
+        return errf(err, errlen,
                     "--memory: '%s' is not a size (use a number with an optional K, M, G or T "
                     "suffix, e.g. 512M)",
                     arg);
     if (bytes < CONFIG_MIN_MEMORY)
-        return fail(err, errlen, "--memory: %s is too small for a Linux guest (use at least 32M)",
+        return errf(err, errlen, "--memory: %s is too small for a Linux guest (use at least 32M)",
                     arg);
     if (bytes % (4 * KiB))
-        return fail(err, errlen, "--memory: %s is not a multiple of 4K (the page size)", arg);
+        return errf(err, errlen, "--memory: %s is not a multiple of 4K (the page size)", arg);
     /* Guest-physical space is bounded by 52 bits on every x86 CPU. */
     if (bytes > (1ULL << 46))
-        return fail(err, errlen, "--memory: %s is more than 64T, which no x86 host can back", arg);
+        return errf(err, errlen, "--memory: %s is more than 64T, which no x86 host can back", arg);
     cfg->memory = bytes;
-    return CONFIG_OK;
+    return 0;
 }
+
+/* errf() for config_parse(): the message, then CONFIG_ERROR. */
+#define config_error(err, errlen, ...) (errf(err, errlen, __VA_ARGS__), CONFIG_ERROR)
 
 enum option_id {
     OPT_KERNEL = 256,
@@ -247,7 +236,7 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         int opt = getopt_long(argc, argv, ":", long_options, NULL);
         if (opt == -1)
             break;
-        enum config_result r = CONFIG_OK;
+        int r = 0;
         switch (opt) {
         case OPT_KERNEL:
             cfg->kernel_path = optarg;
@@ -278,24 +267,25 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         case OPT_VERSION:
             return CONFIG_VERSION;
         case ':':
-            return fail(err, errlen, "%s needs a value (see minivmm --help)",
-                        current_arg(argc, argv));
+            r = errf(err, errlen, "%s needs a value (see minivmm --help)", current_arg(argc, argv));
+            break;
         default:
-            return fail(err, errlen, "unknown option '%s' (see minivmm --help)",
-                        current_arg(argc, argv));
+            r = errf(err, errlen, "unknown option '%s' (see minivmm --help)",
+                     current_arg(argc, argv));
+            break;
         }
-        if (r != CONFIG_OK)
-            return r;
+        if (r < 0)
+            return CONFIG_ERROR;
     }
     if (optind < argc)
-        return fail(err, errlen,
-                    "unexpected argument '%s' (options start with --; see minivmm --help)",
-                    argv[optind]);
+        return config_error(err, errlen,
+                            "unexpected argument '%s' (options start with --; see minivmm --help)",
+                            argv[optind]);
     if (!cfg->kernel_path)
-        return fail(err, errlen, "--kernel PATH is required (the bzImage to boot)");
+        return config_error(err, errlen, "--kernel PATH is required (the bzImage to boot)");
     if (cfg->kernel_path[0] == '\0')
-        return fail(err, errlen, "--kernel: the path is empty");
+        return config_error(err, errlen, "--kernel: the path is empty");
     if (cfg->initrd_path && cfg->initrd_path[0] == '\0')
-        return fail(err, errlen, "--initrd: the path is empty");
+        return config_error(err, errlen, "--initrd: the path is empty");
     return CONFIG_OK;
 }

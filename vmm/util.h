@@ -41,6 +41,13 @@ __attribute__((format(printf, 1, 2))) void debug(const char *fmt, ...);
 extern int log_verbose;
 
 /*
+ * Write a one-line error message into err (errlen bytes) and return -1: the
+ * convention of functions that report failures to their caller instead of
+ * exiting (so that unit tests can check them).
+ */
+__attribute__((format(printf, 3, 4))) int errf(char *err, size_t errlen, const char *fmt, ...);
+
+/*
  * Format a byte count the way a user would write it ("512 MiB", "1.5 GiB",
  * "4 KiB", "123 bytes") into buf.  Returns buf.
  */

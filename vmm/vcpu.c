@@ -58,16 +58,6 @@
 #define SEG_TYPE_DATA_RWA 0x3 /* read/write, accessed */
 #define SEG_TYPE_TSS_BUSY 0xb
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void kick_handler(int sig)
 {
     (void)sig;
@@ -95,7 +85,7 @@ static int set_cpuid(struct vcpu *vcpu, char *err, size_t errlen)
     int e = errno;
     free(c);
     if (r < 0)
-        return fail(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", vcpu->id, strerror(e));
+        return errf(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", vcpu->id, strerror(e));
     return 0;
 }
 
@@ -128,9 +118,9 @@ static int set_msrs(struct vcpu *vcpu, char *err, size_t errlen)
     int e = errno;
     free(msrs);
     if (n < 0)
-        return fail(err, errlen, "KVM_SET_MSRS on vCPU %u: %s", vcpu->id, strerror(e));
+        return errf(err, errlen, "KVM_SET_MSRS on vCPU %u: %s", vcpu->id, strerror(e));
     if ((unsigned)n != ARRAY_SIZE(init))
-        return fail(err, errlen, "KVM refused MSR %#x on vCPU %u", init[n].index, vcpu->id);
+        return errf(err, errlen, "KVM refused MSR %#x on vCPU %u", init[n].index, vcpu->id);
     return 0;
 }
 
@@ -139,7 +129,7 @@ static int set_lint(struct vcpu *vcpu, char *err, size_t errlen)
 {
     struct kvm_lapic_state lapic;
     if (ioctl(vcpu->fd, KVM_GET_LAPIC, &lapic) < 0)
-        return fail(err, errlen, "KVM_GET_LAPIC on vCPU %u: %s", vcpu->id, strerror(errno));
+        return errf(err, errlen, "KVM_GET_LAPIC on vCPU %u: %s", vcpu->id, strerror(errno));
     uint32_t lvt0, lvt1;
     memcpy(&lvt0, &lapic.regs[APIC_LVT0], 4);
     memcpy(&lvt1, &lapic.regs[APIC_LVT1], 4);
@@ -148,7 +138,7 @@ static int set_lint(struct vcpu *vcpu, char *err, size_t errlen)
     memcpy(&lapic.regs[APIC_LVT0], &lvt0, 4);
     memcpy(&lapic.regs[APIC_LVT1], &lvt1, 4);
     if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
-        return fail(err, errlen, "KVM_SET_LAPIC on vCPU %u: %s", vcpu->id, strerror(errno));
+        return errf(err, errlen, "KVM_SET_LAPIC on vCPU %u: %s", vcpu->id, strerror(errno));
     return 0;
 }
 
@@ -159,11 +149,11 @@ int vcpu_create(struct vcpu *vcpu, struct vm *vm, unsigned id, char *err, size_t
     vcpu->id = id;
     vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
     if (vcpu->fd < 0)
-        return fail(err, errlen, "KVM_CREATE_VCPU %u: %s", id, strerror(errno));
+        return errf(err, errlen, "KVM_CREATE_VCPU %u: %s", id, strerror(errno));
     vcpu->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
     if (vcpu->run == MAP_FAILED) {
         vcpu->run = NULL;
-        return fail(err, errlen, "mapping kvm_run of vCPU %u: %s", id, strerror(errno));
+        return errf(err, errlen, "mapping kvm_run of vCPU %u: %s", id, strerror(errno));
     }
     if (set_cpuid(vcpu, err, errlen) < 0 || set_msrs(vcpu, err, errlen) < 0 ||
         set_lint(vcpu, err, errlen) < 0)
@@ -190,7 +180,7 @@ int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char 
 {
     struct kvm_sregs sregs;
     if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-        return fail(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+        return errf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 
     set_segment(&sregs.cs, BOOT_CS, SEG_TYPE_CODE_XRA, true);
     set_segment(&sregs.ds, BOOT_DS, SEG_TYPE_DATA_RWA, false);
@@ -208,7 +198,7 @@ int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char 
     sregs.cr4 = CR4_PAE;
     sregs.efer = EFER_LME | EFER_LMA;
     if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
-        return fail(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
+        return errf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 
     struct kvm_regs regs;
     memset(&regs, 0, sizeof(regs));
@@ -216,14 +206,14 @@ int vcpu_set_boot_state(struct vcpu *vcpu, const struct boot_entry *entry, char 
     regs.rip = entry->rip;
     regs.rsi = entry->rsi;
     if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-        return fail(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+        return errf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 
     struct kvm_fpu fpu;
     memset(&fpu, 0, sizeof(fpu));
     fpu.fcw = 0x37f;    /* x87 power-on control word */
     fpu.mxcsr = 0x1f80; /* SSE power-on state: all exceptions masked */
     if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-        return fail(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
+        return errf(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "tests/unit/aml_decode.h"
 #include "vmm/aml.h"
 
 /* ---- Spec offsets (ACPI 6.5) ---- */
@@ -223,19 +224,6 @@ static struct tables build(const struct acpi_config *cfg, uint64_t gpa)
     assert_non_null(t.madt);
     t.dsdt = table_at(&t, rd64(t.fadt + FADT_X_DSDT), "DSDT");
     return t;
-}
-
-/* PkgLength decoder (ACPI 6.5 §20.2.4); returns the length, sets the byte count. */
-static size_t decode_pkglength(const uint8_t *p, size_t *nbytes)
-{
-    size_t follow = p[0] >> 6;
-    *nbytes = follow + 1;
-    if (follow == 0)
-        return p[0] & 0x3f;
-    size_t len = p[0] & 0x0f;
-    for (size_t i = 0; i < follow; i++)
-        len |= (size_t)p[1 + i] << (4 + 8 * i);
-    return len;
 }
 
 /* Find `needle` in the DSDT's AML; returns its offset from the table start, or 0. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/aml_decode.h"
 #include "vmm/aml.h"
 
 /* ---- Allocation failure injection ----
@@ -45,19 +46,6 @@ static void expect_bytes(const struct aml *aml, const uint8_t *expected, size_t 
         static const uint8_t expected_[] = {__VA_ARGS__};                                          \
         expect_bytes((aml), expected_, sizeof(expected_));                                         \
     } while (0)
-
-/* Independent PkgLength decoder (ACPI 6.5 §20.2.4); returns the length, sets the byte count. */
-static size_t decode_pkglength(const uint8_t *p, size_t *nbytes)
-{
-    size_t follow = p[0] >> 6;
-    *nbytes = follow + 1;
-    if (follow == 0)
-        return p[0] & 0x3f;
-    size_t len = p[0] & 0x0f;
-    for (size_t i = 0; i < follow; i++)
-        len |= (size_t)p[1 + i] << (4 + 8 * i);
-    return len;
-}
 
 /* The smallest PkgLength byte count that can describe a body of body_len bytes. */
 static size_t minimal_pkglength_bytes(size_t body_len)
