@@ -29,8 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mm/discard.h"
+
 #define MM_MAX_REGIONS 32
-#define MM_MAX_SLOTS   512
+#define MM_MAX_SLOTS   1024
 
 enum mm_region_type {
     MM_REGION_RAM,      /* boot RAM: e820 type 1 */
@@ -85,7 +87,8 @@ struct mm_map {
     /* Memslots, indexed by KVM slot id.  slot_lock serialises changes. */
     pthread_mutex_t slot_lock;
     struct mm_slot slots[MM_MAX_SLOTS];
-    int vm_fd; /* fd the slots are currently registered with, or -1 */
+    int vm_fd;                        /* fd the slots are currently registered with, or -1 */
+    struct mm_discard_policy discard; /* who discards guest memory (discard.h) */
 };
 
 void mm_map_init(struct mm_map *map);

@@ -1,0 +1,339 @@
+/* tracker.c - plugged-block bitmap and listener notification; see tracker.h. */
+#include "mm/tracker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/util.h"
+
+#define BITS_PER_WORD 64
+
+/* --- bitmap helpers (block indexes, [first, first + n)) ------------------ */
+
+static void bits_assign(uint64_t *map, uint64_t first, uint64_t n, bool value)
+{
+    for (uint64_t i = first; i < first + n;) {
+        uint64_t word = i / BITS_PER_WORD, bit = i % BITS_PER_WORD;
+        uint64_t span = BITS_PER_WORD - bit < first + n - i ? BITS_PER_WORD - bit : first + n - i;
+        uint64_t mask = (span == BITS_PER_WORD ? ~0ULL : ((1ULL << span) - 1)) << bit;
+        if (value)
+            map[word] |= mask;
+        else
+            map[word] &= ~mask;
+        i += span;
+    }
+}
+
+/* Index of the first block in [from, end) whose bit equals value, or end. */
+static uint64_t bits_find(const uint64_t *map, uint64_t from, uint64_t end, bool value)
+{
+    uint64_t i = from;
+    while (i < end) {
+        uint64_t word = map[i / BITS_PER_WORD];
+        if (!value)
+            word = ~word;
+        word &= ~0ULL << (i % BITS_PER_WORD);
+        if (word) {
+            uint64_t hit = (i / BITS_PER_WORD) * BITS_PER_WORD + (uint64_t)__builtin_ctzll(word);
+            return hit < end ? hit : end;
+        }
+        i = (i / BITS_PER_WORD + 1) * BITS_PER_WORD;
+    }
+    return end;
+}
+
+/* --- geometry ------------------------------------------------------------- */
+
+int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t block_size)
+{
+    memset(t, 0, sizeof(*t));
+    if (block_size == 0 || (block_size & (block_size - 1)) || size == 0 || size % block_size ||
+        base % block_size || base + size < base) {
+        errno = EINVAL;
+        return -1;
+    }
+    t->base = base;
+    t->size = size;
+    t->block_size = block_size;
+    t->nr_blocks = size / block_size;
+    t->bitmap = calloc((t->nr_blocks + BITS_PER_WORD - 1) / BITS_PER_WORD, sizeof(uint64_t));
+    if (!t->bitmap) {
+        errno = ENOMEM;
+        return -1;
+    }
+    pthread_mutex_init(&t->lock, NULL);
+    return 0;
+}
+
+void mm_tracker_destroy(struct mm_tracker *t)
+{
+    free(t->bitmap);
+    t->bitmap = NULL;
+    t->listeners = t->last = NULL;
+    pthread_mutex_destroy(&t->lock);
+}
+
+bool mm_tracker_valid_range(const struct mm_tracker *t, uint64_t gpa, uint64_t len)
+{
+    if (len == 0 || gpa < t->base || gpa + len < gpa)
+        return false;
+    uint64_t off = gpa - t->base;
+    return off % t->block_size == 0 && len % t->block_size == 0 && off <= t->size &&
+           len <= t->size - off;
+}
+
+static uint64_t block_of(const struct mm_tracker *t, uint64_t gpa)
+{
+    return (gpa - t->base) / t->block_size;
+}
+
+static uint64_t gpa_of(const struct mm_tracker *t, uint64_t block)
+{
+    return t->base + block * t->block_size;
+}
+
+/* Locked: the state of blocks [first, first + n). */
+static enum mm_block_state blocks_state(const struct mm_tracker *t, uint64_t first, uint64_t n)
+{
+    uint64_t end = first + n;
+    bool any_plugged = bits_find(t->bitmap, first, end, true) < end;
+    bool any_unplugged = bits_find(t->bitmap, first, end, false) < end;
+    if (any_plugged && any_unplugged)
+        return MM_BLOCKS_MIXED;
+    return any_plugged ? MM_BLOCKS_PLUGGED : MM_BLOCKS_UNPLUGGED;
+}
+
+/* --- notification ---------------------------------------------------------- */
+
+/*
+ * Locked: tell the listeners registered before `stop` (all of them if stop is
+ * NULL) to discard, newest first.
+ */
+static void discard_until(struct mm_tracker *t, struct mm_listener *stop, uint64_t gpa,
+                          uint64_t len)
+{
+    for (struct mm_listener *l = stop ? stop->prev : t->last; l; l = l->prev)
+        l->ops->discard(l, gpa, len);
+}
+
+/* Locked: populate every listener; on refusal roll back and return -1. */
+static int populate_all(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    for (struct mm_listener *l = t->listeners; l; l = l->next) {
+        char why[256] = "";
+        if (l->ops->populate(l, gpa, len, why, sizeof(why)) < 0) {
+            discard_until(t, l, gpa, len);
+            return errf(err, errlen, "%s refused [%#llx, +%#llx): %s", l->name,
+                        (unsigned long long)gpa, (unsigned long long)len, why);
+        }
+    }
+    return 0;
+}
+
+int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    if (!mm_tracker_valid_range(t, gpa, len))
+        return errf(err, errlen, "[%#llx, +%#llx) is not whole blocks of the region",
+                    (unsigned long long)gpa, (unsigned long long)len);
+    pthread_mutex_lock(&t->lock);
+    uint64_t first = block_of(t, gpa), n = len / t->block_size;
+    int ret = -1;
+    if (blocks_state(t, first, n) != MM_BLOCKS_UNPLUGGED)
+        errf(err, errlen, "[%#llx, +%#llx) is not entirely unplugged", (unsigned long long)gpa,
+             (unsigned long long)len);
+    else if (populate_all(t, gpa, len, err, errlen) == 0) {
+        bits_assign(t->bitmap, first, n, true);
+        t->nr_plugged += n;
+        ret = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return ret;
+}
+
+/* Locked: discard for every listener, then clear the blocks. */
+static void unplug_run(struct mm_tracker *t, uint64_t first, uint64_t n)
+{
+    discard_until(t, NULL, gpa_of(t, first), n * t->block_size);
+    bits_assign(t->bitmap, first, n, false);
+    t->nr_plugged -= n;
+}
+
+int mm_tracker_unplug(struct mm_tracker *t, uint64_t gpa, uint64_t len)
+{
+    if (!mm_tracker_valid_range(t, gpa, len))
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    uint64_t first = block_of(t, gpa), n = len / t->block_size;
+    int ret = -1;
+    if (blocks_state(t, first, n) == MM_BLOCKS_PLUGGED) {
+        unplug_run(t, first, n);
+        ret = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return ret;
+}
+
+uint64_t mm_tracker_unplug_all(struct mm_tracker *t,
+                               void (*after)(void *opaque, uint64_t gpa, uint64_t len),
+                               void *opaque)
+{
+    uint64_t bytes = 0;
+    pthread_mutex_lock(&t->lock);
+    uint64_t i = bits_find(t->bitmap, 0, t->nr_blocks, true);
+    while (i < t->nr_blocks) {
+        uint64_t end = bits_find(t->bitmap, i, t->nr_blocks, false);
+        unplug_run(t, i, end - i);
+        if (after)
+            after(opaque, gpa_of(t, i), (end - i) * t->block_size);
+        bytes += (end - i) * t->block_size;
+        i = bits_find(t->bitmap, end, t->nr_blocks, true);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return bytes;
+}
+
+/* --- listeners --------------------------------------------------------------- */
+
+/* Locked: call fn for each plugged run in [0, limit_block). */
+static void each_run(struct mm_tracker *t, uint64_t limit,
+                     bool (*fn)(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len),
+                     void *ctx)
+{
+    uint64_t i = bits_find(t->bitmap, 0, limit, true);
+    while (i < limit) {
+        uint64_t end = bits_find(t->bitmap, i, limit, false);
+        if (!fn(t, ctx, gpa_of(t, i), (end - i) * t->block_size))
+            return;
+        i = bits_find(t->bitmap, end, limit, true);
+    }
+}
+
+struct replay {
+    struct mm_listener *l;
+    char *err;
+    size_t errlen;
+    uint64_t failed_at; /* gpa of the run that was refused */
+    bool failed;
+};
+
+static bool replay_populate(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct replay *r = ctx;
+    (void)t;
+    char why[256] = "";
+    if (r->l->ops->populate(r->l, gpa, len, why, sizeof(why)) == 0)
+        return true;
+    errf(r->err, r->errlen, "%s refused [%#llx, +%#llx): %s", r->l->name, (unsigned long long)gpa,
+         (unsigned long long)len, why);
+    r->failed = true;
+    r->failed_at = gpa;
+    return false;
+}
+
+static bool replay_discard(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct mm_listener *l = ctx;
+    (void)t;
+    l->ops->discard(l, gpa, len);
+    return true;
+}
+
+int mm_tracker_register(struct mm_tracker *t, struct mm_listener *l, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->lock);
+    struct replay r = {.l = l, .err = err, .errlen = errlen};
+    each_run(t, t->nr_blocks, replay_populate, &r);
+    if (r.failed) {
+        /* Undo the runs before the refused one: they all end before failed_at. */
+        each_run(t, block_of(t, r.failed_at), replay_discard, l);
+        pthread_mutex_unlock(&t->lock);
+        return -1;
+    }
+    l->next = NULL;
+    l->prev = t->last;
+    if (t->last)
+        t->last->next = l;
+    else
+        t->listeners = l;
+    t->last = l;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+void mm_tracker_unregister(struct mm_tracker *t, struct mm_listener *l)
+{
+    pthread_mutex_lock(&t->lock);
+    for (struct mm_listener *p = t->listeners; p; p = p->next) {
+        if (p != l)
+            continue;
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            t->listeners = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        else
+            t->last = l->prev;
+        each_run(t, t->nr_blocks, replay_discard, l);
+        l->next = l->prev = NULL;
+        break;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* --- queries ------------------------------------------------------------------ */
+
+enum mm_block_state mm_tracker_state(struct mm_tracker *t, uint64_t gpa, uint64_t len)
+{
+    if (!mm_tracker_valid_range(t, gpa, len))
+        return MM_BLOCKS_MIXED;
+    pthread_mutex_lock(&t->lock);
+    enum mm_block_state s = blocks_state(t, block_of(t, gpa), len / t->block_size);
+    pthread_mutex_unlock(&t->lock);
+    return s;
+}
+
+bool mm_tracker_accessible(struct mm_tracker *t, uint64_t gpa, uint64_t len)
+{
+    if (len == 0)
+        len = 1;
+    if (gpa < t->base || gpa + len < gpa || gpa - t->base >= t->size ||
+        len > t->size - (gpa - t->base))
+        return false;
+    uint64_t first = block_of(t, gpa), last = block_of(t, gpa + len - 1);
+    pthread_mutex_lock(&t->lock);
+    bool ok = bits_find(t->bitmap, first, last + 1, false) == last + 1;
+    pthread_mutex_unlock(&t->lock);
+    return ok;
+}
+
+uint64_t mm_tracker_plugged_bytes(struct mm_tracker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t b = t->nr_plugged * t->block_size;
+    pthread_mutex_unlock(&t->lock);
+    return b;
+}
+
+struct for_each_ctx {
+    void (*fn)(void *opaque, uint64_t gpa, uint64_t len);
+    void *opaque;
+};
+
+static bool for_each_cb(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct for_each_ctx *c = ctx;
+    (void)t;
+    c->fn(c->opaque, gpa, len);
+    return true;
+}
+
+void mm_tracker_for_each_plugged(struct mm_tracker *t,
+                                 void (*fn)(void *opaque, uint64_t gpa, uint64_t len), void *opaque)
+{
+    struct for_each_ctx c = {.fn = fn, .opaque = opaque};
+    pthread_mutex_lock(&t->lock);
+    each_run(t, t->nr_blocks, for_each_cb, &c);
+    pthread_mutex_unlock(&t->lock);
+}

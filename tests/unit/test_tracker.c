@@ -1,0 +1,260 @@
+/* Unit tests for the sparse-memory tracker (mm/tracker.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mm/tracker.h"
+#include "vmm/util.h"
+
+#define BASE  (4ULL << 30)
+#define BLOCK (2ULL << 20)
+
+/* Every listener call is appended to one shared log, as "NAME+ off len" / "NAME- off len". */
+static char event_log[8192];
+
+static void log_event(const char *name, char op, uint64_t gpa, uint64_t len)
+{
+    char line[96];
+    snprintf(line, sizeof(line), "%s%c%llu,%llu ", name, op,
+             (unsigned long long)((gpa - BASE) / BLOCK), (unsigned long long)(len / BLOCK));
+    strncat(event_log, line, sizeof(event_log) - strlen(event_log) - 1);
+}
+
+struct test_listener {
+    struct mm_listener l;
+    int refuse_after; /* populate calls that succeed before one is refused; -1: never */
+    int populates;
+};
+
+static int tl_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    struct test_listener *t = container_of(l, struct test_listener, l);
+    if (t->refuse_after >= 0 && t->populates >= t->refuse_after) {
+        log_event(l->name, '!', gpa, len);
+        snprintf(err, errlen, "no more DMA entries");
+        return -1;
+    }
+    t->populates++;
+    log_event(l->name, '+', gpa, len);
+    return 0;
+}
+
+static void tl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len)
+{
+    log_event(l->name, '-', gpa, len);
+}
+
+static const struct mm_listener_ops tl_ops = {.populate = tl_populate, .discard = tl_discard};
+
+static void tl_init(struct test_listener *t, const char *name)
+{
+    memset(t, 0, sizeof(*t));
+    t->l.ops = &tl_ops;
+    t->l.name = name;
+    t->refuse_after = -1;
+}
+
+static uint64_t B(uint64_t n)
+{
+    return BASE + n * BLOCK;
+}
+
+static void expect_log(const char *want)
+{
+    if (strcmp(event_log, want) != 0)
+        fail_msg("listener calls were\n  '%s'\nexpected\n  '%s'", event_log, want);
+    event_log[0] = '\0';
+}
+
+static void test_geometry(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    assert_int_equal(mm_tracker_init(&t, BASE, 0, BLOCK), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE, 3 * BLOCK, 3 << 20), -1); /* not a power of two */
+    assert_int_equal(mm_tracker_init(&t, BASE, BLOCK + 4096, BLOCK), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE + 4096, 4 * BLOCK, BLOCK), -1);
+    assert_int_equal(mm_tracker_init(&t, UINT64_MAX - BLOCK + 1, 2 * BLOCK, BLOCK), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(t.nr_blocks, 130);
+    assert_true(mm_tracker_valid_range(&t, B(0), BLOCK));
+    assert_true(mm_tracker_valid_range(&t, B(0), 130 * BLOCK));
+    assert_false(mm_tracker_valid_range(&t, B(0), 131 * BLOCK));
+    assert_false(mm_tracker_valid_range(&t, B(129), 2 * BLOCK));
+    assert_false(mm_tracker_valid_range(&t, B(1) + 4096, BLOCK));
+    assert_false(mm_tracker_valid_range(&t, B(1), BLOCK / 2));
+    assert_false(mm_tracker_valid_range(&t, B(1), 0));
+    assert_false(mm_tracker_valid_range(&t, BASE - BLOCK, BLOCK));
+    assert_false(mm_tracker_valid_range(&t, B(2), UINT64_MAX - BLOCK + 1));
+    mm_tracker_destroy(&t);
+}
+
+static void test_plug_unplug_state(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    char err[256];
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    /* A run across the 64-bit word boundary of the bitmap. */
+    assert_int_equal(mm_tracker_plug(&t, B(60), 10 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plugged_bytes(&t), 10 * BLOCK);
+    assert_int_equal(mm_tracker_state(&t, B(60), 10 * BLOCK), MM_BLOCKS_PLUGGED);
+    assert_int_equal(mm_tracker_state(&t, B(59), 2 * BLOCK), MM_BLOCKS_MIXED);
+    assert_int_equal(mm_tracker_state(&t, B(70), 60 * BLOCK), MM_BLOCKS_UNPLUGGED);
+    assert_int_equal(mm_tracker_state(&t, B(0), 130 * BLOCK), MM_BLOCKS_MIXED);
+    assert_int_equal(mm_tracker_state(&t, B(0), 131 * BLOCK), MM_BLOCKS_MIXED); /* invalid */
+
+    /* Plugging a range that is partly plugged is refused and changes nothing. */
+    assert_int_equal(mm_tracker_plug(&t, B(69), 2 * BLOCK, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not entirely unplugged"));
+    assert_int_equal(mm_tracker_state(&t, B(70), BLOCK), MM_BLOCKS_UNPLUGGED);
+    /* Unplugging a partly unplugged range too. */
+    assert_int_equal(mm_tracker_unplug(&t, B(69), 2 * BLOCK), -1);
+    assert_int_equal(mm_tracker_state(&t, B(69), BLOCK), MM_BLOCKS_PLUGGED);
+    assert_int_equal(mm_tracker_plug(&t, B(1) + 1, BLOCK, err, sizeof(err)), -1);
+
+    assert_int_equal(mm_tracker_unplug(&t, B(62), 3 * BLOCK), 0);
+    assert_int_equal(mm_tracker_plugged_bytes(&t), 7 * BLOCK);
+    assert_int_equal(mm_tracker_state(&t, B(60), 10 * BLOCK), MM_BLOCKS_MIXED);
+
+    /* Byte-granular accessibility (what the guest-memory accessor asks). */
+    assert_true(mm_tracker_accessible(&t, B(60) + 100, 16));
+    assert_true(mm_tracker_accessible(&t, B(60), 2 * BLOCK));
+    assert_false(mm_tracker_accessible(&t, B(61) + BLOCK - 8, 16)); /* into block 62 */
+    assert_false(mm_tracker_accessible(&t, B(62), 1));
+    assert_false(mm_tracker_accessible(&t, BASE - 1, 2));
+    assert_false(mm_tracker_accessible(&t, B(129) + BLOCK - 1, 2));
+    assert_false(mm_tracker_accessible(&t, UINT64_MAX, 2));
+    mm_tracker_destroy(&t);
+}
+
+static void test_listener_order(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    struct test_listener a, b, c;
+    char err[256];
+    tl_init(&a, "A");
+    tl_init(&b, "B");
+    tl_init(&c, "C");
+    event_log[0] = '\0';
+    assert_int_equal(mm_tracker_init(&t, BASE, 64 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_register(&t, &a.l, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_register(&t, &b.l, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_register(&t, &c.l, err, sizeof(err)), 0);
+    expect_log(""); /* nothing plugged: nothing replayed */
+
+    /* populate in registration order, discard in reverse, one call per run. */
+    assert_int_equal(mm_tracker_plug(&t, B(4), 4 * BLOCK, err, sizeof(err)), 0);
+    expect_log("A+4,4 B+4,4 C+4,4 ");
+    assert_int_equal(mm_tracker_unplug(&t, B(4), 4 * BLOCK), 0);
+    expect_log("C-4,4 B-4,4 A-4,4 ");
+
+    /* B refuses: A is rolled back, C never hears of it, nothing is plugged. */
+    b.refuse_after = b.populates;
+    assert_int_equal(mm_tracker_plug(&t, B(8), 2 * BLOCK, err, sizeof(err)), -1);
+    expect_log("A+8,2 B!8,2 A-8,2 ");
+    assert_non_null(strstr(err, "B refused"));
+    assert_non_null(strstr(err, "no more DMA entries"));
+    assert_int_equal(mm_tracker_plugged_bytes(&t), 0);
+    assert_int_equal(mm_tracker_state(&t, B(8), 2 * BLOCK), MM_BLOCKS_UNPLUGGED);
+
+    /* The first listener refusing: nobody else is called. */
+    b.refuse_after = -1;
+    a.refuse_after = a.populates;
+    assert_int_equal(mm_tracker_plug(&t, B(8), 2 * BLOCK, err, sizeof(err)), -1);
+    expect_log("A!8,2 ");
+    a.refuse_after = -1;
+
+    /* Unregistering B: B discards what is plugged, later calls skip B. */
+    assert_int_equal(mm_tracker_plug(&t, B(0), BLOCK, err, sizeof(err)), 0);
+    expect_log("A+0,1 B+0,1 C+0,1 ");
+    mm_tracker_unregister(&t, &b.l);
+    expect_log("B-0,1 ");
+    assert_int_equal(mm_tracker_unplug(&t, B(0), BLOCK), 0);
+    expect_log("C-0,1 A-0,1 ");
+    mm_tracker_unregister(&t, &a.l);
+    mm_tracker_unregister(&t, &c.l);
+    mm_tracker_unregister(&t, &c.l); /* not registered: no effect */
+    expect_log("");
+    mm_tracker_destroy(&t);
+}
+
+static void record_after(void *opaque, uint64_t gpa, uint64_t len)
+{
+    (void)opaque;
+    log_event("mem", '-', gpa, len);
+}
+
+static void test_unplug_all_runs(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    struct test_listener a, b;
+    char err[256];
+    tl_init(&a, "A");
+    tl_init(&b, "B");
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_register(&t, &a.l, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_register(&t, &b.l, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(0), 3 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(3), 2 * BLOCK, err, sizeof(err)), 0); /* adjacent */
+    assert_int_equal(mm_tracker_plug(&t, B(63), 3 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(129), BLOCK, err, sizeof(err)), 0);
+    event_log[0] = '\0';
+    /* Adjacent plugs merge into one run; listeners first, then the memory, per run. */
+    assert_int_equal(mm_tracker_unplug_all(&t, record_after, NULL), 9 * BLOCK);
+    expect_log("B-0,5 A-0,5 mem-0,5 B-63,3 A-63,3 mem-63,3 B-129,1 A-129,1 mem-129,1 ");
+    assert_int_equal(mm_tracker_plugged_bytes(&t), 0);
+    assert_int_equal(mm_tracker_unplug_all(&t, record_after, NULL), 0);
+    expect_log("");
+    mm_tracker_destroy(&t);
+}
+
+static void test_replay_late_listener(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    struct test_listener late, again;
+    char err[256];
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(1), 2 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(64), BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&t, B(100), 30 * BLOCK, err, sizeof(err)), 0);
+    event_log[0] = '\0';
+
+    tl_init(&late, "L");
+    assert_int_equal(mm_tracker_register(&t, &late.l, err, sizeof(err)), 0);
+    expect_log("L+1,2 L+64,1 L+100,30 ");
+
+    /* A listener that refuses the second run: the first is undone, it is not registered. */
+    tl_init(&again, "R");
+    again.refuse_after = 1;
+    assert_int_equal(mm_tracker_register(&t, &again.l, err, sizeof(err)), -1);
+    expect_log("R+1,2 R!64,1 R-1,2 ");
+    assert_non_null(strstr(err, "R refused"));
+    assert_int_equal(mm_tracker_plug(&t, B(10), BLOCK, err, sizeof(err)), 0);
+    expect_log("L+10,1 "); /* R is not a listener */
+
+    /* Iteration sees the runs in address order. */
+    mm_tracker_for_each_plugged(&t, record_after, NULL);
+    expect_log("mem-1,2 mem-10,1 mem-64,1 mem-100,30 ");
+    mm_tracker_destroy(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_plug_unplug_state),
+        cmocka_unit_test(test_listener_order),
+        cmocka_unit_test(test_unplug_all_runs),
+        cmocka_unit_test(test_replay_late_listener),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
