@@ -11,7 +11,8 @@
  *               a guest reboot) the VM calls attach() so the device can bind
  *               its kernel-side resources (irqfd, ioeventfd) to the new fd.
  *   3. describe_acpi: while the VM builds its ACPI tables (at every boot) the
- *               device adds its objects to the DSDT, inside Scope(\_SB).
+ *               device adds its objects to the DSDT, inside Scope(\_SB);
+ *               kernel_cmdline likewise, when the user asked for it.
  *   4. reset:   on a guest reboot (system reset), after the vCPUs stopped and
  *               before the next attach: return to power-on state.
  *   5. destroy: at exit, after every vCPU thread has stopped.
@@ -31,6 +32,13 @@ struct device;
 struct device_ops {
     int (*attach)(struct device *dev, struct vm *vm, char *err, size_t errlen);
     void (*describe_acpi)(struct device *dev, struct aml *aml);
+    /*
+     * Kernel parameters that describe the device to guests without ACPI
+     * support for it (virtio_mmio.device=...), used with
+     * --virtio-mmio-cmdline.  Writes a NUL-terminated string of at most len
+     * bytes (no leading space) and returns its length, or -1 if it does not fit.
+     */
+    int (*kernel_cmdline)(struct device *dev, char *buf, size_t len);
     void (*reset)(struct device *dev);
     void (*destroy)(struct device *dev);
 };
