@@ -24,11 +24,23 @@ static const char usage_text[] =
     "  --console MODE         stdio (default), none, or file=PATH: where the guest's\n"
     "                         serial console (ttyS0) goes; only stdio takes input\n"
     "  --no-reboot            exit (status 0) when the guest reboots instead of resetting it\n"
+    "  --virtio-mem size=SIZE[,id=NAME][,block-size=SIZE][,requested=SIZE][,addr=GPA]\n"
+    "             [,backend=anon|memfd|hugetlbfs=PATH][,prealloc=on|off]\n"
+    "                         a virtio-mem device (virtio-mmio) whose memory the guest plugs\n"
+    "                         and unplugs at run time, up to SIZE; repeatable.  Defaults:\n"
+    "                         id mem0, mem1, ...; block-size 2M; requested 0; addr: above\n"
+    "                         RAM, 128M-aligned; backend anon\n"
+    "  --virtio-mmio-cmdline  also list virtio-mmio devices on the kernel command line\n"
+    "                         (virtio_mmio.device=...), for kernels without ACPI support\n"
+    "  --api-socket PATH      control socket: minivmm ctl --api-socket PATH status|\n"
+    "                         resize [ID] SIZE|shutdown\n"
     "  --verbose              log what the VMM does on stderr\n"
     "  --help                 show this help\n"
     "  --version              show the version\n"
     "\n"
     "Sizes take the suffixes K, M, G, T (powers of 1024), e.g. 512M or 1.5G.\n"
+    "\n"
+    "  minivmm ctl --api-socket PATH COMMAND   talk to a running minivmm\n"
     "Exit status: 0 when the guest powers off, 1 on a VMM or guest failure,\n"
     "2 on an invalid command line.\n";
 
@@ -178,6 +190,168 @@ static int parse_memory(struct vm_config *cfg, const char *arg, char *err, size_
     return 0;
 }
 
+static bool is_power_of_two(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static bool valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= CONFIG_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+            return false;
+    return true;
+}
+
+/* Parse "key=SIZE" values of --virtio-mem. */
+static int vmem_size(const char *key, const char *value, uint64_t *out, char *err, size_t errlen)
+{
+    if (config_parse_size(value, 1, out) < 0)
+        return errf(err, errlen, "--virtio-mem: %s='%s' is not a size (e.g. %s=4G)", key, value,
+                    key);
+    return 0;
+}
+
+static int vmem_backend(const char *value, struct virtio_mem_options *o, char *err, size_t errlen)
+{
+    if (strcmp(value, "anon") == 0) {
+        o->backend = MM_BACKING_ANON;
+    } else if (strcmp(value, "memfd") == 0) {
+        o->backend = MM_BACKING_MEMFD;
+    } else if (strncmp(value, "hugetlbfs=", 10) == 0 && value[10]) {
+        o->backend = MM_BACKING_HUGETLBFS;
+        o->hugetlbfs_path = value + 10;
+    } else {
+        return errf(err, errlen,
+                    "--virtio-mem: backend='%s' is not a backend (use anon, memfd or "
+                    "hugetlbfs=PATH)",
+                    value);
+    }
+    return 0;
+}
+
+/* One key=value of --virtio-mem.  value points into the caller's copy. */
+static int vmem_key(struct virtio_mem_options *o, const char *key, const char *value,
+                    bool *has_size, char *err, size_t errlen)
+{
+    if (strcmp(key, "size") == 0) {
+        *has_size = true;
+        return vmem_size(key, value, &o->size, err, errlen);
+    }
+    if (strcmp(key, "block-size") == 0)
+        return vmem_size(key, value, &o->block_size, err, errlen);
+    if (strcmp(key, "requested") == 0)
+        return vmem_size(key, value, &o->requested, err, errlen);
+    if (strcmp(key, "addr") == 0)
+        return vmem_size(key, value, &o->addr, err, errlen);
+    if (strcmp(key, "backend") == 0)
+        return vmem_backend(value, o, err, errlen);
+    if (strcmp(key, "id") == 0) {
+        if (!valid_id(value))
+            return errf(err, errlen,
+                        "--virtio-mem: id='%s' must be 1 to %d letters, digits, '-' or '_'", value,
+                        CONFIG_ID_MAX - 1);
+        snprintf(o->id, sizeof(o->id), "%s", value);
+        return 0;
+    }
+    if (strcmp(key, "prealloc") == 0) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return errf(err, errlen, "--virtio-mem: prealloc='%s' must be on or off", value);
+        o->prealloc = strcmp(value, "on") == 0;
+        return 0;
+    }
+    return errf(err, errlen,
+                "--virtio-mem: unknown key '%s' (use size, id, block-size, requested, addr, "
+                "backend, prealloc)",
+                key);
+}
+
+/* Checks between the values of one --virtio-mem. */
+static int vmem_check(const struct virtio_mem_options *o, char *err, size_t errlen)
+{
+    char a[32], b[32];
+    if (!is_power_of_two(o->block_size) || o->block_size < CONFIG_MIN_BLOCK_SIZE)
+        return errf(err, errlen,
+                    "--virtio-mem: block-size=%s must be a power of two of at least 4K",
+                    format_size(o->block_size, a, sizeof(a)));
+    if (o->size == 0)
+        return errf(err, errlen, "--virtio-mem: size must not be 0");
+    if (o->size % o->block_size)
+        return errf(err, errlen, "--virtio-mem: size=%s is not a multiple of block-size=%s",
+                    format_size(o->size, a, sizeof(a)), format_size(o->block_size, b, sizeof(b)));
+    if (o->requested > o->size)
+        return errf(err, errlen, "--virtio-mem: requested=%s is larger than size=%s",
+                    format_size(o->requested, a, sizeof(a)), format_size(o->size, b, sizeof(b)));
+    if (o->requested % o->block_size)
+        return errf(err, errlen, "--virtio-mem: requested=%s is not a multiple of block-size=%s",
+                    format_size(o->requested, a, sizeof(a)),
+                    format_size(o->block_size, b, sizeof(b)));
+    if (o->addr) {
+        if (o->addr < CONFIG_VIRTIO_MEM_MIN_ADDR)
+            return errf(err, errlen,
+                        "--virtio-mem: addr=%#llx is below 4G (virtio-mem regions live above RAM "
+                        "and the 32-bit hole)",
+                        (unsigned long long)o->addr);
+        if (o->addr % CONFIG_VIRTIO_MEM_ALIGN || o->addr % o->block_size)
+            return errf(err, errlen,
+                        "--virtio-mem: addr=%#llx must be a multiple of 128M and of block-size",
+                        (unsigned long long)o->addr);
+        if (o->addr + o->size < o->addr)
+            return errf(err, errlen, "--virtio-mem: addr + size wraps around");
+    }
+    return 0;
+}
+
+int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_options *o,
+                            char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->id, sizeof(o->id), "mem%u", index);
+    o->block_size = CONFIG_DEFAULT_BLOCK_SIZE;
+    o->backend = MM_BACKING_ANON;
+
+    /* The strings in o point into this copy, which lives as long as the process. */
+    char *copy = xstrdup(arg);
+    bool has_size = false;
+    int r = 0;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item && r == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item) {
+            r = errf(err, errlen, "--virtio-mem: '%s' is not key=value (e.g. size=4G)", item);
+            break;
+        }
+        *eq = '\0';
+        r = vmem_key(o, item, eq + 1, &has_size, err, errlen);
+    }
+    if (r == 0 && !has_size)
+        r = errf(err, errlen, "--virtio-mem needs size=SIZE (e.g. --virtio-mem size=4G)");
+    if (r == 0)
+        r = vmem_check(o, err, errlen);
+    if (r < 0) {
+        free(copy);
+        o->hugetlbfs_path = NULL;
+    }
+    return r;
+}
+
+static int add_virtio_mem(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (cfg->nr_virtio_mem == CONFIG_MAX_VIRTIO_MEM)
+        return errf(err, errlen, "--virtio-mem: at most %d devices", CONFIG_MAX_VIRTIO_MEM);
+    struct virtio_mem_options *o = &cfg->virtio_mem[cfg->nr_virtio_mem];
+    if (config_parse_virtio_mem(arg, cfg->nr_virtio_mem, o, err, errlen) < 0)
+        return -1;
+    for (unsigned i = 0; i < cfg->nr_virtio_mem; i++)
+        if (strcmp(cfg->virtio_mem[i].id, o->id) == 0)
+            return errf(err, errlen, "--virtio-mem: id '%s' is used twice", o->id);
+    cfg->nr_virtio_mem++;
+    return 0;
+}
+
 /* errf() for config_parse(): the message, then CONFIG_ERROR. */
 #define config_error(err, errlen, ...) (errf(err, errlen, __VA_ARGS__), CONFIG_ERROR)
 
@@ -189,6 +363,9 @@ enum option_id {
     OPT_CPUS,
     OPT_CONSOLE,
     OPT_NO_REBOOT,
+    OPT_VIRTIO_MEM,
+    OPT_VIRTIO_MMIO_CMDLINE,
+    OPT_API_SOCKET,
     OPT_VERBOSE,
     OPT_HELP,
     OPT_VERSION,
@@ -202,6 +379,9 @@ static const struct option long_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"console", required_argument, NULL, OPT_CONSOLE},
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+    {"virtio-mem", required_argument, NULL, OPT_VIRTIO_MEM},
+    {"virtio-mmio-cmdline", no_argument, NULL, OPT_VIRTIO_MMIO_CMDLINE},
+    {"api-socket", required_argument, NULL, OPT_API_SOCKET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -258,6 +438,17 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
             break;
         case OPT_NO_REBOOT:
             cfg->no_reboot = true;
+            break;
+        case OPT_VIRTIO_MEM:
+            r = add_virtio_mem(cfg, optarg, err, errlen);
+            break;
+        case OPT_VIRTIO_MMIO_CMDLINE:
+            cfg->virtio_mmio_cmdline = true;
+            break;
+        case OPT_API_SOCKET:
+            if (optarg[0] == '\0')
+                r = errf(err, errlen, "--api-socket: the path is empty");
+            cfg->api_socket = optarg;
             break;
         case OPT_VERBOSE:
             cfg->verbose = true;

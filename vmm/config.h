@@ -15,10 +15,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mm/memmap.h"
+
 #define CONFIG_DEFAULT_MEMORY  (512ULL << 20)
 #define CONFIG_MIN_MEMORY      (32ULL << 20)
 #define CONFIG_MAX_CPUS        254 /* 8-bit xAPIC ids, 255 is the broadcast id */
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
+
+#define CONFIG_MAX_VIRTIO_MEM      8
+#define CONFIG_ID_MAX              32
+#define CONFIG_DEFAULT_BLOCK_SIZE  (2ULL << 20)
+#define CONFIG_MIN_BLOCK_SIZE      (4ULL << 10)
+#define CONFIG_VIRTIO_MEM_ALIGN    (128ULL << 20) /* Linux's memory block size on x86 */
+#define CONFIG_VIRTIO_MEM_MIN_ADDR (4ULL << 30)
+
+/* One --virtio-mem option. */
+struct virtio_mem_options {
+    char id[CONFIG_ID_MAX]; /* "mem0", "mem1", ... unless id= was given */
+    uint64_t size;          /* region size, a multiple of block_size */
+    uint64_t block_size;    /* a power of two, >= 4 KiB */
+    uint64_t requested;     /* initial requested size, <= size, a multiple of block_size */
+    uint64_t addr;          /* guest-physical base; 0: placed above RAM automatically */
+    enum mm_backing_kind backend;
+    const char *hugetlbfs_path; /* MM_BACKING_HUGETLBFS only */
+    bool prealloc; /* allocate memory when a block is plugged, answer BUSY if impossible */
+};
 
 enum console_mode {
     CONSOLE_STDIO, /* guest serial output to stdout, stdin to the guest */
@@ -36,6 +57,10 @@ struct vm_config {
     const char *console_path; /* CONSOLE_FILE only */
     bool no_reboot;           /* guest reboot ends minivmm (exit 0) */
     bool verbose;
+    struct virtio_mem_options virtio_mem[CONFIG_MAX_VIRTIO_MEM];
+    unsigned nr_virtio_mem;
+    bool virtio_mmio_cmdline; /* also describe virtio-mmio devices on the kernel command line */
+    const char *api_socket;   /* control socket path, or NULL */
 };
 
 enum config_result {
@@ -52,6 +77,15 @@ enum config_result {
  */
 enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, char *err,
                                 size_t errlen);
+
+/*
+ * Parse the value of one --virtio-mem option ("size=4G,requested=1G,...")
+ * into o; index is the option's position (for the default id).  Checks
+ * everything that does not depend on the host or the memory map.  Returns
+ * 0, or -1 with a one-line reason in err.
+ */
+int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_options *o,
+                            char *err, size_t errlen);
 
 /* The --help text. */
 const char *config_usage(void);

@@ -1,8 +1,10 @@
 /* main.c - minivmm entry point: parse the command line, run the VM. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmm/config.h"
+#include "vmm/ctl.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -10,6 +12,9 @@ int main(int argc, char **argv)
 {
     struct vm_config cfg;
     char err[512];
+
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return ctl_client_main(argc - 1, argv + 1);
 
     switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
     case CONFIG_HELP:

@@ -21,6 +21,7 @@
 #include "vmm/layout.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
+#include "vmm/vm_ctl.h"
 
 #define KVM_DEVICE_PATH   "/dev/kvm"
 #define CPUID_MAX_ENTRIES 256
@@ -166,6 +167,24 @@ static void setup_main_loop(struct vm *vm)
     vcpu_init_signals();
 }
 
+/* The kernel command line: --cmdline, then what devices add with --virtio-mmio-cmdline. */
+static void build_cmdline(struct vm *vm)
+{
+    size_t cap = strlen(vm->cfg->cmdline) + 1 + 4096;
+    vm->cmdline = xzalloc(cap);
+    size_t len = (size_t)snprintf(vm->cmdline, cap, "%s", vm->cfg->cmdline);
+    if (!vm->cfg->virtio_mmio_cmdline)
+        return;
+    for (struct device *d = vm->devices; d; d = d->next) {
+        if (!d->ops->kernel_cmdline)
+            continue;
+        if (len + 1 >= cap || d->ops->kernel_cmdline(d, vm->cmdline + len + 1, cap - len - 1) < 0)
+            die("--virtio-mmio-cmdline: the device parameters do not fit in 4 KiB");
+        vm->cmdline[len] = ' ';
+        len += strlen(vm->cmdline + len);
+    }
+}
+
 void vm_create(struct vm *vm, const struct vm_config *cfg)
 {
     char err[512];
@@ -190,6 +209,14 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     for (const struct device_kind *k = device_kinds; k->name; k++)
         if (k->create(vm, err, sizeof(err)) < 0)
             die("%s", err);
+    build_cmdline(vm);
+
+    if (cfg->api_socket) {
+        if (ctl_server_open(&vm->ctl, cfg->api_socket, &vm->loop, &vm_ctl_handlers, vm, err,
+                            sizeof(err)) < 0)
+            die("--api-socket %s: %s", cfg->api_socket, err);
+        vm->ctl_open = true;
+    }
 
     vm->vcpus = xzalloc(vm->nr_vcpus * sizeof(*vm->vcpus));
 }
@@ -302,7 +329,7 @@ static void boot_guest(struct vm *vm)
         .kernel_size = vm->kernel_size,
         .initrd_fd = vm->initrd_fd,
         .initrd_size = vm->initrd_size,
-        .cmdline = vm->cfg->cmdline,
+        .cmdline = vm->cmdline,
         .acpi_rsdp = write_acpi_tables(vm),
     };
     if (boot_load_linux(&vm->mem, &args, &entry, err, sizeof(err)) < 0)
@@ -361,6 +388,9 @@ int vm_run(struct vm *vm)
         case VM_STOP_SIGNAL:
             debug("stopped by signal %d", vm->stop_signal);
             return 128 + vm->stop_signal;
+        case VM_STOP_SHUTDOWN:
+            debug("shut down through the control socket");
+            return 0;
         case VM_STOP_ERROR:
         case VM_STOP_NONE:
         default:
@@ -371,6 +401,8 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+    if (vm->ctl_open)
+        ctl_server_close(&vm->ctl);
     for (struct device *d = vm->devices, *next; d; d = next) {
         next = d->next;
         if (d->ops->destroy)
@@ -380,6 +412,7 @@ void vm_destroy(struct vm *vm)
     free(vm->vcpus);
     free(vm->cpuid);
     free(vm->kernel);
+    free(vm->cmdline);
     if (vm->initrd_fd >= 0)
         close(vm->initrd_fd);
     bus_destroy(&vm->pio);

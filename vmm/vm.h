@@ -27,10 +27,12 @@
 #include "devices/device.h"
 #include "mm/memmap.h"
 #include "vmm/config.h"
+#include "vmm/ctl.h"
 #include "vmm/evloop.h"
 
 struct vcpu;
 struct kvm_cpuid2;
+struct virtio_mem;
 
 enum vm_stop_reason {
     VM_STOP_NONE = 0,
@@ -38,6 +40,7 @@ enum vm_stop_reason {
     VM_STOP_RESET,    /* guest reboot: boot again, or exit 0 with --no-reboot */
     VM_STOP_ERROR,    /* guest crashed or the VMM failed (already reported): exit 1 */
     VM_STOP_SIGNAL,   /* SIGINT/SIGTERM on the VMM: exit 128 + signal */
+    VM_STOP_SHUTDOWN, /* "shutdown" on the control socket: exit 0 */
 };
 
 struct vm {
@@ -53,6 +56,9 @@ struct vm {
     struct bus mmio;
     struct device *devices; /* in creation order */
     struct device **devices_tail;
+    unsigned nr_virtio_mmio; /* virtio-mmio windows handed out (virtio_mmio_init) */
+    struct virtio_mem *virtio_mem[CONFIG_MAX_VIRTIO_MEM]; /* for the control socket */
+    unsigned nr_virtio_mem;
 
     struct vcpu *vcpus;
     unsigned nr_vcpus;
@@ -63,11 +69,15 @@ struct vm {
     enum vm_stop_reason stop_reason;
     int stop_signal;
 
+    struct ctl_server ctl; /* --api-socket */
+    bool ctl_open;
+
     /* Boot inputs, loaded once. */
     uint8_t *kernel;
     size_t kernel_size;
     int initrd_fd;
     uint64_t initrd_size;
+    char *cmdline; /* --cmdline plus, with --virtio-mmio-cmdline, the devices' parameters */
 
     unsigned boots;    /* how many times the guest was started */
     uint64_t start_ns; /* when vm_create() began */

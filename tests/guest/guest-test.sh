@@ -24,6 +24,77 @@ system_ram_bytes() {
 	echo "$total"
 }
 
+# Hot-plugged memory per virtio-mem device: "<region start> <bytes>" for every
+# top-level virtioN resource of /proc/iomem, summing its indented
+# "System RAM (virtio_mem)" children.
+vmem_ranges() {
+	dev=""
+	bytes=0
+	while IFS= read -r line; do
+		case "$line" in
+		" "*"System RAM (virtio_mem)")
+			[ -n "$dev" ] || continue
+			range=${line#"${line%%[! ]*}"}
+			range=${range%% *}
+			bytes=$((bytes + 0x${range#*-} - 0x${range%-*} + 1))
+			;;
+		" "*) ;;
+		*": virtio"*)
+			[ -z "$dev" ] || echo "$dev $bytes"
+			dev=${line%%-*}
+			bytes=0
+			;;
+		*)
+			[ -z "$dev" ] || echo "$dev $bytes"
+			dev=""
+			;;
+		esac
+	done </proc/iomem
+	[ -z "$dev" ] || echo "$dev $bytes"
+}
+
+# One line with the guest's view of its memory, for the L1 side to parse:
+# VMEM: memtotal_kb=N boot_kb=N total=BYTES 100000000=BYTES ...
+vmem_report() {
+	now=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+	boot=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /run/meminfo-at-boot)
+	total=0
+	per=""
+	for pair in $(vmem_ranges | tr ' ' '='); do
+		total=$((total + ${pair#*=}))
+		per="$per $pair"
+	done
+	echo "VMEM: memtotal_kb=$now boot_kb=$boot total=$total$per"
+}
+
+# Report every second and obey commands typed on the console:
+#   touch MB   write and free MB of memory (so that plugged memory is resident on the host)
+#   reboot     reboot the guest
+#   done       stop (the guest powers off)
+vmem_agent() {
+	while :; do
+		vmem_report
+		if read -r -t 1 cmd arg; then
+			case "$cmd" in
+			touch)
+				# A tmpfs of its own: /tmp's size was fixed at boot, before any plug.
+				mkdir -p /touch
+				mount -t tmpfs -o "size=$((arg + 16))m" touch /touch
+				read -r t0 _ </proc/uptime
+				dd if=/dev/zero of=/touch/fill bs=1M count="$arg" 2>/dev/null
+				written=$(($(stat -c %s /touch/fill) / 1048576))
+				umount /touch
+				read -r t1 _ </proc/uptime
+				echo "TOUCHED: $written"
+				echo "TOUCH-TIME: $t0 $t1"
+				;;
+			reboot) reboot -f ;;
+			done) return 0 ;;
+			esac
+		fi
+	done
+}
+
 run_test() {
 	case "$1" in
 	info)
@@ -40,6 +111,11 @@ run_test() {
 	reboot)
 		echo "BOOTED"
 		reboot -f
+		;;
+	vmem-agent)
+		echo "BOOTED"
+		echo "CMDLINE: $(cat /proc/cmdline)"
+		vmem_agent
 		;;
 	panic)
 		echo "BOOTED"

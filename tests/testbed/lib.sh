@@ -61,6 +61,71 @@ stop_after() {
 	killall minivmm
 }
 
+# start_vm NAME TEST [MINIVMM OPTIONS...]: boot the default guest with
+# minivmm.test=TEST in the background, with a control socket ($sock), the
+# console output in $out and the console input on fd 3 (echo cmd >&3).
+start_vm() {
+	name=$1
+	test=$2
+	shift 2
+	sock=/tmp/$name.sock
+	out=/tmp/$name.out
+	rm -f "/tmp/$name.in"
+	mkfifo "/tmp/$name.in"
+	exec 3<>"/tmp/$name.in"
+	minivmm --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$BASE_CMDLINE minivmm.test=$test" \
+		--api-socket "$sock" "$@" <"/tmp/$name.in" >"$out" 2>&1 &
+	vm_pid=$!
+}
+
+# stop_vm: tell the guest agent to finish and wait for minivmm; status in $rc.
+stop_vm() {
+	echo done >&3
+	wait "$vm_pid"
+	rc=$?
+	exec 3>&-
+}
+
+ctl() { minivmm ctl --api-socket "$sock" "$@"; }
+
+# status_field FIELD [ID]: a number from "minivmm ctl status" (device ID, default mem0).
+status_field() {
+	if [ "$1" = boots ]; then
+		ctl status | sed -n 's/.*"boots": *\([0-9]*\).*/\1/p'
+		return
+	fi
+	ctl status | tr '{' '\n' | grep "\"id\": *\"${2:-mem0}\"" |
+		sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+}
+status_is() { [ "$(status_field "$1" "${3:-mem0}")" = "$2" ]; }
+
+# guest_value KEY: from the guest agent's latest "VMEM: key=value ..." line.
+guest_value() {
+	grep "VMEM:" "$out" | tail -n 1 | tr -d '\r' | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+guest_is() { [ "$(guest_value "$1")" = "$2" ]; }
+# memtotal_grew_kb MIN MAX: MemTotal minus MemTotal before virtio_mem loaded, in range.
+memtotal_grew_kb() {
+	grew=$(($(guest_value memtotal_kb) - $(guest_value boot_kb)))
+	[ "$grew" -ge "$1" ] && [ "$grew" -le "$2" ]
+}
+
+# wait_until SECONDS COMMAND...: retry COMMAND every half second until it succeeds.
+wait_until() {
+	limit=$(($1 * 2))
+	shift
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ "$i" -le "$limit" ] || return 1
+		sleep 0.5
+	done
+}
+
+rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status"; }
+
+MiB=$((1024 * 1024))
+
 # value KEY FILE: the value of the first "KEY: value" line the guest printed.
 value() { sed -n "s/^[0-9.]* $1: //p" "$2" | head -n 1; }
 count() { cat "$2" 2>/dev/null | grep -c "^[0-9.]* $1\$"; }

@@ -201,13 +201,94 @@ static void test_cpus_range(void **state)
     assert_int_equal(cfg.cpus, 1);
 }
 
+static void test_virtio_mem_defaults(void **state)
+{
+    (void)state;
+    struct vm_config cfg;
+    char err[256];
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--virtio-mem", "size=4G",
+                           "--virtio-mem",
+                           "size=1G,id=big-1,block-size=128M,requested=256M,addr=0x200000000,"
+                           "backend=memfd,prealloc=on",
+                           "--virtio-mmio-cmdline", "--api-socket", "/run/vm.sock", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.nr_virtio_mem, 2);
+    struct virtio_mem_options *a = &cfg.virtio_mem[0], *b = &cfg.virtio_mem[1];
+    assert_string_equal(a->id, "mem0");
+    assert_int_equal(a->size, 4 * GiB);
+    assert_int_equal(a->block_size, 2 * MiB);
+    assert_int_equal(a->requested, 0);
+    assert_int_equal(a->addr, 0);
+    assert_int_equal(a->backend, MM_BACKING_ANON);
+    assert_false(a->prealloc);
+    assert_string_equal(b->id, "big-1");
+    assert_int_equal(b->size, GiB);
+    assert_int_equal(b->block_size, 128 * MiB);
+    assert_int_equal(b->requested, 256 * MiB);
+    assert_int_equal(b->addr, 0x200000000ULL);
+    assert_int_equal(b->backend, MM_BACKING_MEMFD);
+    assert_true(b->prealloc);
+    assert_true(cfg.virtio_mmio_cmdline);
+    assert_string_equal(cfg.api_socket, "/run/vm.sock");
+
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--virtio-mem",
+                           "backend=hugetlbfs=/dev/hugepages,size=2G", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.virtio_mem[0].backend, MM_BACKING_HUGETLBFS);
+    assert_string_equal(cfg.virtio_mem[0].hugetlbfs_path, "/dev/hugepages");
+    /* The default id counts devices: the second one is mem1. */
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--virtio-mem", "size=1G",
+                           "--virtio-mem", "size=1G", NULL),
+                     CONFIG_OK);
+    assert_string_equal(cfg.virtio_mem[1].id, "mem1");
+}
+
+static void test_virtio_mem_errors(void **state)
+{
+    (void)state;
+#define VM_ERR(needle, value) expect_error(needle, "--kernel", "k", "--virtio-mem", value, NULL)
+    VM_ERR("needs size=SIZE", "requested=1G");
+    VM_ERR("size must not be 0", "size=0");
+    VM_ERR("size='lots' is not a size", "size=lots");
+    VM_ERR("'size' is not key=value", "size");
+    VM_ERR("'=4G' is not key=value", "=4G");
+    VM_ERR("unknown key 'colour'", "size=4G,colour=blue");
+    VM_ERR("block-size=3 MiB must be a power of two", "size=3G,block-size=3M");
+    VM_ERR("block-size=2 KiB must be a power of two of at least 4K", "size=4G,block-size=2K");
+    VM_ERR("size=5 MiB is not a multiple of block-size=2 MiB", "size=5M");
+    VM_ERR("requested=8 GiB is larger than size=4 GiB", "size=4G,requested=8G");
+    VM_ERR("requested=3 MiB is not a multiple of block-size=2 MiB", "size=4G,requested=3M");
+    VM_ERR("addr=0x40000000 is below 4G", "size=4G,addr=1G");
+    VM_ERR("must be a multiple of 128M", "size=4G,addr=0x100200000");
+    VM_ERR("addr + size wraps around", "size=4G,addr=0xfffffffff8000000");
+    VM_ERR("backend='disk' is not a backend", "size=4G,backend=disk");
+    VM_ERR("backend='hugetlbfs=' is not a backend", "size=4G,backend=hugetlbfs=");
+    VM_ERR("prealloc='yes' must be on or off", "size=4G,prealloc=yes");
+    VM_ERR("id='a b' must be 1 to 31 letters", "size=4G,id=a b");
+    VM_ERR("id='' must be", "size=4G,id=");
+#undef VM_ERR
+    expect_error("id 'x' is used twice", "--kernel", "k", "--virtio-mem", "size=1G,id=x",
+                 "--virtio-mem", "size=1G,id=x", NULL);
+    expect_error("at most 8 devices", "--kernel", "k", "--virtio-mem", "size=1G", "--virtio-mem",
+                 "size=1G", "--virtio-mem", "size=1G", "--virtio-mem", "size=1G", "--virtio-mem",
+                 "size=1G", "--virtio-mem", "size=1G", "--virtio-mem", "size=1G", "--virtio-mem",
+                 "size=1G", "--virtio-mem", "size=1G", NULL);
+    expect_error("--api-socket: the path is empty", "--kernel", "k", "--api-socket", "", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_size_suffixes), cmocka_unit_test(test_size_rejects),
-        cmocka_unit_test(test_size_limits),   cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_all_options),   cmocka_unit_test(test_help_version),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_cpus_range),
+        cmocka_unit_test(test_size_suffixes),
+        cmocka_unit_test(test_size_rejects),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_all_options),
+        cmocka_unit_test(test_help_version),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_cpus_range),
+        cmocka_unit_test(test_virtio_mem_defaults),
+        cmocka_unit_test(test_virtio_mem_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,460 @@
+/*
+ * virtio_mem.c - the virtio-mem device model and its transport glue; see
+ * virtio_mem.h and ../shared/docs/virtio-mem-and-vfio.md §2 and §7.
+ */
+#include "devices/virtio_mem.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "devices/devices.h"
+#include "vmm/cpuid.h"
+#include "vmm/layout.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define CPUID_LEAF_ADDR_SIZES 0x80000008
+#define REQ_SIZE              sizeof(struct virtio_mem_req)
+#define RESP_SIZE             sizeof(struct virtio_mem_resp)
+
+_Static_assert(sizeof(struct virtio_mem_req) == 24, "virtio_mem_req is 24 bytes");
+_Static_assert(sizeof(struct virtio_mem_resp) == 10, "virtio_mem_resp is 10 bytes");
+_Static_assert(sizeof(struct virtio_mem_config) == 56, "virtio_mem_config is 56 bytes");
+
+/* --- memory -------------------------------------------------------------------- */
+
+/* Give [gpa, gpa + len) of the region back to the host.  After the listeners were told. */
+static void discard_memory(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct virtio_mem *m = opaque;
+    char err[256];
+    /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
+    if (mm_backing_discard(&m->backing, gpa - m->addr, len, err, sizeof(err)) < 0)
+        warn("%s: %s", m->name, err);
+}
+
+/* prealloc=on: allocate the host pages now, so a plug that cannot be backed is refused. */
+static int prealloc_memory(struct virtio_mem *m, uint64_t gpa, uint64_t len)
+{
+    uint8_t *p = m->backing.hva + (gpa - m->addr);
+    if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    /* Kernels before 5.14: touch every page (the region is zero or discarded memory). */
+    for (uint64_t off = 0; off < len; off += m->backing.page_size)
+        __atomic_store_n(&p[off], 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static bool region_accessible(void *opaque, uint64_t gpa, uint64_t len)
+{
+    struct virtio_mem *m = opaque;
+    return mm_tracker_accessible(&m->tracker, gpa, len);
+}
+
+/* --- guest-visible state (locked) ------------------------------------------------ */
+
+/*
+ * QEMU's policy: requested + 256 MiB of slack, capped at the region and
+ * rounded to the block size; 0 when nothing is requested.  It only shrinks
+ * when can_shrink (UNPLUG_ALL, system reset).
+ */
+static void update_usable_region(struct virtio_mem *m, bool can_shrink)
+{
+    uint64_t size = m->requested_size + VIRTIO_MEM_USABLE_EXTENT;
+    if (size > m->region_size || size < m->requested_size)
+        size = m->region_size;
+    size = ALIGN_UP(size, m->block_size);
+    if (m->requested_size == 0)
+        size = 0;
+    if (size < m->usable_region_size && !can_shrink)
+        return;
+    m->usable_region_size = size;
+}
+
+/* The spec's range check: block aligned, non-empty, no overflow, inside the usable region. */
+static bool request_range_valid(const struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
+{
+    if (nb_blocks == 0 || addr % m->block_size || addr < m->addr)
+        return false;
+    uint64_t size = (uint64_t)nb_blocks * m->block_size;
+    if (size / m->block_size != nb_blocks || addr + size < addr)
+        return false;
+    return addr + size <= m->addr + m->usable_region_size;
+}
+
+static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
+{
+    uint64_t size = (uint64_t)nb_blocks * m->block_size;
+    char err[512];
+
+    if (!request_range_valid(m, addr, nb_blocks))
+        return VIRTIO_MEM_RESP_ERROR;
+    if (m->plugged_size + size > m->requested_size)
+        return VIRTIO_MEM_RESP_NACK;
+    if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_UNPLUGGED)
+        return VIRTIO_MEM_RESP_ERROR;
+    if (m->opts.prealloc && prealloc_memory(m, addr, size) < 0) {
+        warn("%s: cannot allocate memory for [%#llx, +%#llx): %s; answered BUSY", m->name,
+             (unsigned long long)addr, (unsigned long long)size, strerror(errno));
+        discard_memory(m, addr, size);
+        return VIRTIO_MEM_RESP_BUSY;
+    }
+    if (mm_tracker_plug(&m->tracker, addr, size, err, sizeof(err)) < 0) {
+        /* A listener refused (no memslot, DMA map failed): rolled back, the guest retries. */
+        warn("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, err);
+        if (m->opts.prealloc)
+            discard_memory(m, addr, size);
+        return VIRTIO_MEM_RESP_BUSY;
+    }
+    m->plugged_size += size;
+    virtio_mmio_config_changed(&m->transport, false);
+    return VIRTIO_MEM_RESP_ACK;
+}
+
+static int handle_unplug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
+{
+    uint64_t size = (uint64_t)nb_blocks * m->block_size;
+
+    if (!request_range_valid(m, addr, nb_blocks))
+        return VIRTIO_MEM_RESP_ERROR;
+    if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_PLUGGED)
+        return VIRTIO_MEM_RESP_ERROR;
+    /* Listeners (memslots, DMA mappings) let go first, then the memory is discarded. */
+    if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
+        bug("%s: tracker refused to unplug a plugged range", m->name);
+    discard_memory(m, addr, size);
+    m->plugged_size -= size;
+    virtio_mmio_config_changed(&m->transport, false);
+    return VIRTIO_MEM_RESP_ACK;
+}
+
+/* Locked: unplug everything (UNPLUG_ALL and system reset); no config notification. */
+static void unplug_all(struct virtio_mem *m)
+{
+    mm_tracker_unplug_all(&m->tracker, discard_memory, m);
+    m->plugged_size = 0;
+    update_usable_region(m, true);
+    virtio_mmio_config_changed(&m->transport, false);
+}
+
+static int handle_state(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks, uint16_t *state)
+{
+    if (!request_range_valid(m, addr, nb_blocks))
+        return VIRTIO_MEM_RESP_ERROR;
+    switch (mm_tracker_state(&m->tracker, addr, (uint64_t)nb_blocks * m->block_size)) {
+    case MM_BLOCKS_PLUGGED:
+        *state = VIRTIO_MEM_STATE_PLUGGED;
+        break;
+    case MM_BLOCKS_UNPLUGGED:
+        *state = VIRTIO_MEM_STATE_UNPLUGGED;
+        break;
+    default:
+        *state = VIRTIO_MEM_STATE_MIXED;
+        break;
+    }
+    return VIRTIO_MEM_RESP_ACK;
+}
+
+int virtio_mem_handle_request(struct virtio_mem *m, const struct virtio_mem_req *req,
+                              uint16_t *state)
+{
+    uint64_t addr = le64toh(req->addr);
+    uint16_t nb_blocks = le16toh(req->nb_blocks);
+    *state = 0;
+    switch (le16toh(req->type)) {
+    case VIRTIO_MEM_REQ_PLUG:
+        return handle_plug(m, addr, nb_blocks);
+    case VIRTIO_MEM_REQ_UNPLUG:
+        return handle_unplug(m, addr, nb_blocks);
+    case VIRTIO_MEM_REQ_UNPLUG_ALL:
+        unplug_all(m);
+        return VIRTIO_MEM_RESP_ACK;
+    case VIRTIO_MEM_REQ_STATE:
+        return handle_state(m, addr, nb_blocks, state);
+    default:
+        return -1;
+    }
+}
+
+/* --- transport callbacks (locked) ------------------------------------------------ */
+
+static void vmem_config_read(void *opaque, uint32_t offset, void *data, unsigned len)
+{
+    struct virtio_mem *m = opaque;
+    struct virtio_mem_config c = {
+        .block_size = htole64(m->block_size),
+        .node_id = 0,
+        .addr = htole64(m->addr),
+        .region_size = htole64(m->region_size),
+        .usable_region_size = htole64(m->usable_region_size),
+        .plugged_size = htole64(m->plugged_size),
+        .requested_size = htole64(m->requested_size),
+    };
+    memcpy(data, (const uint8_t *)&c + offset, len);
+}
+
+static bool vmem_features_ok(void *opaque, uint64_t features)
+{
+    struct virtio_mem *m = opaque;
+    char err[256];
+    bool inaccessible = features & (1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+    /* Without the promise, reads of unplugged memory must work: slots for the whole region. */
+    if (mm_sparse_slots_set_full(&m->slots, !inaccessible, err, sizeof(err)) < 0) {
+        warn("%s: refusing the driver's features: %s", m->name, err);
+        return false;
+    }
+    m->unplugged_inaccessible = inaccessible;
+    return true;
+}
+
+/* One request chain: read it, answer it.  Returns false if the driver broke the protocol. */
+static bool serve_chain(struct virtio_mem *m, struct virtq *vq, const struct virtq_chain *c)
+{
+    struct mm_map *mem = &m->vm->mem;
+    char why[128];
+    struct virtio_mem_req req;
+    struct virtio_mem_resp resp;
+    uint16_t state;
+
+    if (c->out_len < REQ_SIZE || c->in_len < RESP_SIZE) {
+        snprintf(why, sizeof(why),
+                 "request chain has %llu readable and %llu writable bytes (needs %zu and %zu)",
+                 (unsigned long long)c->out_len, (unsigned long long)c->in_len, REQ_SIZE,
+                 RESP_SIZE);
+        virtio_mmio_set_needs_reset(&m->transport, why);
+        return false;
+    }
+    if (virtq_chain_read(mem, c, 0, &req, sizeof(req)) != sizeof(req)) {
+        virtio_mmio_set_needs_reset(&m->transport, "the request buffer left guest memory");
+        return false;
+    }
+    int type = virtio_mem_handle_request(m, &req, &state);
+    if (type < 0) {
+        snprintf(why, sizeof(why), "unknown request type %u", le16toh(req.type));
+        virtio_mmio_set_needs_reset(&m->transport, why);
+        return false;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.type = htole16((uint16_t)type);
+    resp.state = htole16(state);
+    if (virtq_chain_write(mem, c, 0, &resp, sizeof(resp)) != sizeof(resp)) {
+        virtio_mmio_set_needs_reset(&m->transport, "the response buffer left guest memory");
+        return false;
+    }
+    if (virtq_push(vq, mem, c->head, sizeof(resp)) < 0) {
+        virtio_mmio_set_needs_reset(&m->transport, "the used ring is not in guest memory");
+        return false;
+    }
+    return true;
+}
+
+static void vmem_queue_notify(void *opaque, unsigned q)
+{
+    struct virtio_mem *m = opaque;
+    struct virtq *vq = virtio_mmio_queue(&m->transport, q);
+    struct virtq_chain chain;
+    char err[256];
+    bool answered = false;
+
+    for (;;) {
+        enum virtq_pop_result r = virtq_pop(vq, &m->vm->mem, &chain, err, sizeof(err));
+        if (r == VIRTQ_EMPTY)
+            break;
+        if (r == VIRTQ_BROKEN) {
+            virtio_mmio_set_needs_reset(&m->transport, err);
+            break;
+        }
+        if (!serve_chain(m, vq, &chain))
+            break;
+        answered = true;
+    }
+    if (answered && virtq_should_interrupt(vq, &m->vm->mem))
+        virtio_mmio_queue_interrupt(&m->transport, q);
+}
+
+/* Guest reboot: everything is unplugged and the usable region shrinks back. */
+static void vmem_system_reset(void *opaque)
+{
+    struct virtio_mem *m = opaque;
+    char err[256];
+    unplug_all(m);
+    m->unplugged_inaccessible = false;
+    if (mm_sparse_slots_set_full(&m->slots, false, err, sizeof(err)) < 0)
+        warn("%s: %s", m->name, err);
+}
+
+/* At exit, after the transport let go of everything: free the device. */
+static void vmem_destroy(void *opaque)
+{
+    struct virtio_mem *m = opaque;
+    virtio_mem_destroy(m);
+    free(m);
+}
+
+static const struct virtio_device_ops vmem_device_ops = {
+    .device_id = VIRTIO_ID_MEM,
+    .num_queues = 1,
+    .queue_max_size = VIRTIO_MEM_QUEUE_SIZE,
+    .features = 1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+    .config_size = sizeof(struct virtio_mem_config),
+    .config_read = vmem_config_read,
+    .features_ok = vmem_features_ok,
+    .queue_notify = vmem_queue_notify,
+    .system_reset = vmem_system_reset,
+    .destroy = vmem_destroy,
+};
+
+/* --- control ----------------------------------------------------------------------- */
+
+int virtio_mem_resize(struct virtio_mem *m, uint64_t requested, char *err, size_t errlen)
+{
+    char a[32], b[32];
+    if (requested > m->region_size)
+        return errf(err, errlen, "%s: %s is larger than the region (%s)", m->opts.id,
+                    format_size(requested, a, sizeof(a)),
+                    format_size(m->region_size, b, sizeof(b)));
+    if (requested % m->block_size)
+        return errf(err, errlen, "%s: %s is not a multiple of the block size (%s)", m->opts.id,
+                    format_size(requested, a, sizeof(a)), format_size(m->block_size, b, sizeof(b)));
+    virtio_mmio_lock(&m->transport);
+    m->requested_size = requested;
+    update_usable_region(m, false);
+    virtio_mmio_config_changed(&m->transport, true);
+    virtio_mmio_unlock(&m->transport);
+    return 0;
+}
+
+void virtio_mem_status(struct virtio_mem *m, struct json *out)
+{
+    virtio_mmio_lock(&m->transport);
+    json_object_begin(out);
+    json_kv_string(out, "id", m->opts.id);
+    json_kv_u64(out, "addr", m->addr);
+    json_kv_u64(out, "region_size", m->region_size);
+    json_kv_u64(out, "block_size", m->block_size);
+    json_kv_u64(out, "usable_region_size", m->usable_region_size);
+    json_kv_u64(out, "plugged_size", m->plugged_size);
+    json_kv_u64(out, "requested_size", m->requested_size);
+    json_kv_u64(out, "memslots", mm_sparse_slots_count(&m->slots));
+    json_kv_bool(out, "driver_ready", virtio_mmio_driver_ok(&m->transport));
+    json_kv_bool(out, "unplugged_inaccessible", m->unplugged_inaccessible);
+    json_object_end(out);
+    virtio_mmio_unlock(&m->transport);
+}
+
+struct virtio_mem *virtio_mem_find(struct vm *vm, const char *id)
+{
+    if (id[0] == '\0')
+        return vm->nr_virtio_mem == 1 ? vm->virtio_mem[0] : NULL;
+    for (unsigned i = 0; i < vm->nr_virtio_mem; i++)
+        if (strcmp(vm->virtio_mem[i]->opts.id, id) == 0)
+            return vm->virtio_mem[i];
+    return NULL;
+}
+
+/* --- creation ---------------------------------------------------------------------- */
+
+int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem_options *o,
+                    uint64_t addr, char *err, size_t errlen)
+{
+    char why[256];
+    memset(m, 0, sizeof(*m));
+    m->vm = vm;
+    m->opts = *o;
+    snprintf(m->name, sizeof(m->name), "virtio-mem %s", o->id);
+    m->addr = addr;
+    m->region_size = o->size;
+    m->block_size = o->block_size;
+    m->requested_size = o->requested;
+
+    if (mm_backing_alloc(&m->backing, o->backend, o->size, o->hugetlbfs_path, why, sizeof(why)) < 0)
+        return errf(err, errlen, "%s: %s", m->name, why);
+    if (o->block_size < m->backing.page_size)
+        return errf(err, errlen,
+                    "%s: block-size must be at least the backing's page size (%llu KiB)", m->name,
+                    (unsigned long long)(m->backing.page_size / KiB));
+    if (mm_discard_require(&vm->mem.discard, MM_DISCARD_COORDINATED, m->name, why, sizeof(why)) < 0)
+        return errf(err, errlen, "%s", why);
+
+    struct mm_region region = {.gpa = addr,
+                               .size = o->size,
+                               .type = MM_REGION_DEVICE,
+                               .hva = m->backing.hva,
+                               .name = m->name,
+                               .accessible = region_accessible,
+                               .opaque = m};
+    if (mm_map_add(&vm->mem, &region, why, sizeof(why)) < 0)
+        return errf(err, errlen, "%s: %s (choose another addr=)", m->name, why);
+    if (mm_tracker_init(&m->tracker, addr, o->size, o->block_size) < 0)
+        return errf(err, errlen, "%s: cannot track %llu blocks: %s", m->name,
+                    (unsigned long long)(o->size / o->block_size), strerror(errno));
+    uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, MM_MAX_SLOTS / 4);
+    if (mm_sparse_slots_init(&m->slots, &vm->mem, addr, o->size, m->backing.hva, chunk,
+                             "kvm memslots", why, sizeof(why)) < 0 ||
+        mm_tracker_register(&m->tracker, &m->slots.listener, why, sizeof(why)) < 0)
+        return errf(err, errlen, "%s: %s", m->name, why);
+    update_usable_region(m, true);
+    return virtio_mmio_init(&m->transport, vm, o->id, &vmem_device_ops, m, err, errlen);
+}
+
+void virtio_mem_destroy(struct virtio_mem *m)
+{
+    mm_tracker_unregister(&m->tracker, &m->slots.listener);
+    mm_sparse_slots_destroy(&m->slots);
+    mm_tracker_destroy(&m->tracker);
+    mm_backing_free(&m->backing);
+}
+
+/* Physical address bits of the guest CPU (CPUID 0x80000008 EAX[7:0]). */
+static unsigned guest_phys_bits(struct vm *vm)
+{
+    struct kvm_cpuid_entry2 *e = vm->cpuid ? cpuid_find(vm->cpuid, CPUID_LEAF_ADDR_SIZES, 0) : NULL;
+    return e ? (e->eax & 0xff) : 36; /* 36: the architectural minimum */
+}
+
+/* Where the next region goes: above everything in the map, 128 MiB (and block) aligned. */
+static uint64_t next_free_addr(struct vm *vm, uint64_t block_size)
+{
+    uint64_t end = LAYOUT_PCI_HOLE_END;
+    for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+        const struct mm_region *r = &vm->mem.regions[i];
+        if (r->gpa + r->size > end)
+            end = r->gpa + r->size;
+    }
+    uint64_t align = block_size > CONFIG_VIRTIO_MEM_ALIGN ? block_size : CONFIG_VIRTIO_MEM_ALIGN;
+    return ALIGN_UP(end, align);
+}
+
+int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < vm->cfg->nr_virtio_mem; i++) {
+        const struct virtio_mem_options *o = &vm->cfg->virtio_mem[i];
+        uint64_t addr = o->addr ? o->addr : next_free_addr(vm, o->block_size);
+        unsigned bits = guest_phys_bits(vm);
+        char a[32];
+        if (bits < 64 && (addr >= (1ULL << bits) || o->size > (1ULL << bits) - addr))
+            return errf(err, errlen,
+                        "virtio-mem %s: the region [%#llx, +%s) ends above the %u-bit physical "
+                        "address space of the CPU; lower size= or addr=",
+                        o->id, (unsigned long long)addr, format_size(o->size, a, sizeof(a)), bits);
+        if (o->block_size < CONFIG_DEFAULT_BLOCK_SIZE)
+            warn("virtio-mem %s: block-size %s is below 2 MiB, the unit Linux plugs in; the "
+                 "guest will still work in 2 MiB steps",
+                 o->id, format_size(o->block_size, a, sizeof(a)));
+        struct virtio_mem *m = xzalloc(sizeof(*m));
+        if (virtio_mem_init(m, vm, o, addr, err, errlen) < 0)
+            return -1;
+        vm->virtio_mem[vm->nr_virtio_mem++] = m;
+    }
+    return 0;
+}

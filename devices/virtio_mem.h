@@ -1,0 +1,131 @@
+/*
+ * virtio_mem.h - the virtio-mem device (VIRTIO 1.2 §5.15) on virtio-mmio.
+ *
+ * One instance per --virtio-mem option.  Its region of guest-physical
+ * memory (above RAM, 128 MiB aligned, absent from e820) is backed by host
+ * memory that is only populated, exposed through KVM memslots and - through
+ * the tracker's listeners - DMA-mapped while the guest has it plugged.
+ *
+ * Who calls what:
+ *   - virtio_mem_create() (device table, start-up) builds every instance.
+ *   - The guest's requests arrive through the transport (queue_notify, main
+ *     thread) and are answered by virtio_mem_handle_request(); config reads
+ *     come from vCPU threads.
+ *   - The control socket calls virtio_mem_find(), virtio_mem_resize() and
+ *     virtio_mem_status() on the main thread.
+ *   - A guest reboot (system reset) unplugs everything; a device reset by the
+ *     driver keeps the plugged blocks (spec §5.15.5.2).
+ * Locking: the transport's lock protects the device state; functions taking
+ * a struct virtio_mem * lock it themselves unless marked "locked".
+ */
+#ifndef MINIVMM_DEVICES_VIRTIO_MEM_H
+#define MINIVMM_DEVICES_VIRTIO_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio_mmio.h"
+#include "mm/memmap.h"
+#include "mm/sparse_slots.h"
+#include "mm/tracker.h"
+#include "vmm/config.h"
+#include "vmm/json.h"
+
+#define VIRTIO_ID_MEM 24
+
+/* Feature bits. */
+#define VIRTIO_MEM_F_ACPI_PXM               0
+#define VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE 1
+
+/* Request types, response types, STATE results. */
+#define VIRTIO_MEM_REQ_PLUG        0
+#define VIRTIO_MEM_REQ_UNPLUG      1
+#define VIRTIO_MEM_REQ_UNPLUG_ALL  2
+#define VIRTIO_MEM_REQ_STATE       3
+#define VIRTIO_MEM_RESP_ACK        0
+#define VIRTIO_MEM_RESP_NACK       1
+#define VIRTIO_MEM_RESP_BUSY       2
+#define VIRTIO_MEM_RESP_ERROR      3
+#define VIRTIO_MEM_STATE_PLUGGED   0
+#define VIRTIO_MEM_STATE_UNPLUGGED 1
+#define VIRTIO_MEM_STATE_MIXED     2
+
+/* usable_region_size = requested_size + this slack (QEMU's VIRTIO_MEM_USABLE_EXTENT on x86). */
+#define VIRTIO_MEM_USABLE_EXTENT (256ULL << 20)
+#define VIRTIO_MEM_QUEUE_SIZE    128
+
+/* Wire formats (little endian). */
+struct virtio_mem_req {
+    uint16_t type;
+    uint16_t padding[3];
+    uint64_t addr;
+    uint16_t nb_blocks;
+    uint16_t padding2[3];
+} __attribute__((packed));
+
+struct virtio_mem_resp {
+    uint16_t type;
+    uint16_t padding[3];
+    uint16_t state;
+} __attribute__((packed));
+
+struct virtio_mem_config {
+    uint64_t block_size;
+    uint16_t node_id;
+    uint8_t padding[6];
+    uint64_t addr;
+    uint64_t region_size;
+    uint64_t usable_region_size;
+    uint64_t plugged_size;
+    uint64_t requested_size;
+} __attribute__((packed));
+
+struct virtio_mem {
+    struct virtio_mmio transport; /* first: the device the VM knows */
+    struct vm *vm;
+    struct virtio_mem_options opts;
+    char name[48]; /* "virtio-mem mem0" */
+    struct mm_backing backing;
+    struct mm_tracker tracker;
+    struct mm_sparse_slots slots;
+    /* Guest-visible state (transport lock). */
+    uint64_t addr, region_size, block_size;
+    uint64_t usable_region_size, plugged_size, requested_size;
+    bool unplugged_inaccessible; /* the driver accepted VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
+};
+
+/* Device table entry: create one device per --virtio-mem.  See devices.h. */
+int virtio_mem_create(struct vm *vm, char *err, size_t errlen);
+
+/*
+ * Set up one device: backing, region, tracker, memslots, transport.  addr is
+ * the region's guest-physical base (already placed).  Exposed for the unit
+ * tests, which pass a struct vm without KVM.  Returns 0 or -1 with err.
+ */
+int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem_options *o,
+                    uint64_t addr, char *err, size_t errlen);
+void virtio_mem_destroy(struct virtio_mem *m);
+
+/*
+ * Locked.  Handle one guest request; returns the response type and sets
+ * *state for STATE requests.  Returns -1 for an unknown request type (a
+ * protocol violation: the caller sets DEVICE_NEEDS_RESET).
+ */
+int virtio_mem_handle_request(struct virtio_mem *m, const struct virtio_mem_req *req,
+                              uint16_t *state);
+
+/*
+ * Set the requested size (the resize knob): a multiple of the block size,
+ * at most the region size.  Grows usable_region_size as needed and sends a
+ * config-change interrupt.  Returns 0, or -1 with a one-line reason in err
+ * (nothing changes).
+ */
+int virtio_mem_resize(struct virtio_mem *m, uint64_t requested, char *err, size_t errlen);
+
+/* Append this device's state to out as one JSON object. */
+void virtio_mem_status(struct virtio_mem *m, struct json *out);
+
+/* The device called id, the only device if id is "" and there is one, else NULL. */
+struct virtio_mem *virtio_mem_find(struct vm *vm, const char *id);
+
+#endif

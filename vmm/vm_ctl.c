@@ -1,0 +1,81 @@
+/*
+ * vm_ctl.c - what the control socket's commands do to this VM (the handlers
+ * behind ctl.h).  Runs on the main thread.
+ */
+#include "vmm/vm_ctl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "devices/virtio_mem.h"
+#include "vmm/util.h"
+#include "vmm/vm.h"
+
+static int vm_ctl_status(void *opaque, struct json *out, char *err, size_t errlen)
+{
+    struct vm *vm = opaque;
+    (void)err;
+    (void)errlen;
+    json_object_begin(out);
+    json_kv_u64(out, "boots", vm->boots);
+    json_key(out, "devices");
+    json_array_begin(out);
+    for (unsigned i = 0; i < vm->nr_virtio_mem; i++)
+        virtio_mem_status(vm->virtio_mem[i], out);
+    json_array_end(out);
+    json_object_end(out);
+    return 0;
+}
+
+/* Say which device ids exist, for error messages. */
+static void list_ids(struct vm *vm, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < vm->nr_virtio_mem && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                                 vm->virtio_mem[i]->opts.id);
+}
+
+static int vm_ctl_resize(void *opaque, const char *id, uint64_t size, struct json *out, char *err,
+                         size_t errlen)
+{
+    struct vm *vm = opaque;
+    char ids[256];
+    struct virtio_mem *m = virtio_mem_find(vm, id);
+    if (!m) {
+        list_ids(vm, ids, sizeof(ids));
+        if (vm->nr_virtio_mem == 0)
+            return errf(err, errlen,
+                        "there is no virtio-mem device (start minivmm with "
+                        "--virtio-mem size=SIZE)");
+        if (id[0] == '\0')
+            return errf(err, errlen,
+                        "there are %u virtio-mem devices (%s): say which, e.g. "
+                        "resize %s 4G",
+                        vm->nr_virtio_mem, ids, vm->virtio_mem[0]->opts.id);
+        return errf(err, errlen, "there is no virtio-mem device '%s' (devices: %s)", id, ids);
+    }
+    if (virtio_mem_resize(m, size, err, errlen) < 0)
+        return -1;
+    virtio_mem_status(m, out);
+    return 0;
+}
+
+static int vm_ctl_shutdown(void *opaque, struct json *out, char *err, size_t errlen)
+{
+    struct vm *vm = opaque;
+    (void)err;
+    (void)errlen;
+    vm_request_stop(vm, VM_STOP_SHUTDOWN);
+    json_object_begin(out);
+    json_kv_bool(out, "ok", true);
+    json_object_end(out);
+    return 0;
+}
+
+const struct ctl_handlers vm_ctl_handlers = {
+    .status = vm_ctl_status,
+    .resize = vm_ctl_resize,
+    .shutdown = vm_ctl_shutdown,
+};
