@@ -422,26 +422,51 @@ static unsigned guest_phys_bits(struct vm *vm)
     return e ? (e->eax & 0xff) : 36; /* 36: the architectural minimum */
 }
 
-/* Where the next region goes: above everything in the map, 128 MiB (and block) aligned. */
-static uint64_t next_free_addr(struct vm *vm, uint64_t block_size)
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
-    uint64_t end = LAYOUT_PCI_HOLE_END;
-    for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
-        const struct mm_region *r = &vm->mem.regions[i];
-        if (r->gpa + r->size > end)
-            end = r->gpa + r->size;
+    return a < b + blen && b < a + alen;
+}
+
+/*
+ * Where device i's region goes when it has no addr=: the lowest address
+ * above RAM, 128 MiB (and block) aligned, that overlaps neither a region
+ * given with addr= (wherever it appears on the command line) nor one placed
+ * before it.  placed[j] holds the address chosen for each j < i.
+ */
+static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
+{
+    const struct virtio_mem_options *all = vm->cfg->virtio_mem, *o = &all[i];
+    uint64_t align =
+        o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
+    uint64_t addr = LAYOUT_PCI_HOLE_END;
+    for (unsigned r = 0; r < vm->mem.nr_regions; r++) {
+        const struct mm_region *reg = &vm->mem.regions[r];
+        if (reg->gpa + reg->size > addr)
+            addr = reg->gpa + reg->size;
     }
-    uint64_t align = block_size > CONFIG_VIRTIO_MEM_ALIGN ? block_size : CONFIG_VIRTIO_MEM_ALIGN;
-    return ALIGN_UP(end, align);
+    addr = ALIGN_UP(addr, align);
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (unsigned j = 0; j < vm->cfg->nr_virtio_mem; j++) {
+            uint64_t other = all[j].addr ? all[j].addr : (j < i ? placed[j] : 0);
+            if (j == i || other == 0 || !overlaps(addr, o->size, other, all[j].size))
+                continue;
+            addr = ALIGN_UP(other + all[j].size, align);
+            moved = true;
+        }
+    }
+    return addr;
 }
 
 int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
 {
+    uint64_t placed[CONFIG_MAX_VIRTIO_MEM] = {0};
     for (unsigned i = 0; i < vm->cfg->nr_virtio_mem; i++) {
         const struct virtio_mem_options *o = &vm->cfg->virtio_mem[i];
-        uint64_t addr = o->addr ? o->addr : next_free_addr(vm, o->block_size);
+        uint64_t addr = o->addr ? o->addr : place_region(vm, i, placed);
         unsigned bits = guest_phys_bits(vm);
         char a[32];
+        placed[i] = addr;
         if (bits < 64 && (addr >= (1ULL << bits) || o->size > (1ULL << bits) - addr))
             return errf(err, errlen,
                         "virtio-mem %s: the region [%#llx, +%s) ends above the %u-bit physical "
@@ -451,6 +476,10 @@ int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
             warn("virtio-mem %s: block-size %s is below 2 MiB, the unit Linux plugs in; the "
                  "guest will still work in 2 MiB steps",
                  o->id, format_size(o->block_size, a, sizeof(a)));
+        /*
+         * On failure m stays allocated: the memory map and the discard policy may
+         * already point into it, and minivmm exits right after this error.
+         */
         struct virtio_mem *m = xzalloc(sizeof(*m));
         if (virtio_mem_init(m, vm, o, addr, err, errlen) < 0)
             return -1;

@@ -51,6 +51,39 @@ static int backing_open_hugetlbfs(const char *dir, uint64_t *page_size, char *er
     return fd;
 }
 
+/*
+ * Map size bytes of the backing at a host address aligned to
+ * MM_BACKING_ALIGN (or the page size, if larger), so that guest-physical
+ * 2 MiB pages line up with host huge pages and KVM can map them whole:
+ * reserve a little more address space, then map over the aligned part.
+ */
+static void *map_aligned(const struct mm_backing *b, uint64_t size)
+{
+    uint64_t align = b->page_size > MM_BACKING_ALIGN ? b->page_size : MM_BACKING_ALIGN;
+    uint8_t *area =
+        mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (area == MAP_FAILED)
+        return MAP_FAILED;
+    uint8_t *start = (uint8_t *)ALIGN_UP((uintptr_t)area, align);
+    void *p;
+    if (b->fd >= 0)
+        p = mmap(start, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, b->fd,
+                 0);
+    else
+        p = mmap(start, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED) {
+        munmap(area, size + align);
+        return MAP_FAILED;
+    }
+    /* Give back the unused head and tail of the reservation. */
+    if (start > area)
+        munmap(area, (size_t)(start - area));
+    if (area + size + align > start + size)
+        munmap(start + size, (size_t)(area + size + align - (start + size)));
+    return p;
+}
+
 int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t size,
                      const char *path, char *err, size_t errlen)
 {
@@ -78,12 +111,7 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
                     format_size(size, sz, sizeof(sz)), strerror(e));
     }
 
-    void *p;
-    if (b->fd >= 0)
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, b->fd, 0);
-    else
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+    void *p = map_aligned(b, size);
     if (p == MAP_FAILED) {
         int e = errno;
         if (b->fd >= 0)

@@ -31,8 +31,9 @@
 
 #include "mm/discard.h"
 
-#define MM_MAX_REGIONS 32
-#define MM_MAX_SLOTS   1024
+#define MM_MAX_REGIONS   32
+#define MM_MAX_SLOTS     1024
+#define MM_BACKING_ALIGN (2ULL << 20) /* host alignment of guest memory: the x86 huge page */
 
 enum mm_region_type {
     MM_REGION_RAM,      /* boot RAM: e820 type 1 */
@@ -143,10 +144,10 @@ void mm_map_destroy(struct mm_map *map);
 
 /*
  * Host backing.  mm_backing_alloc() maps size bytes (rounded up to the
- * backing's page size); path is the hugetlbfs mount for MM_BACKING_HUGETLBFS
- * and ignored otherwise.  mm_backing_discard() gives [offset, offset + len)
- * back to the host (MADV_DONTNEED, or punching a hole in the file) so that
- * the next guest access sees zeroes.  Both return 0, or -1 with err set.
+ * backing's page size) at a host address aligned to MM_BACKING_ALIGN; path is the hugetlbfs mount
+ * for MM_BACKING_HUGETLBFS and ignored otherwise.  mm_backing_discard() gives [offset, offset +
+ * len) back to the host (MADV_DONTNEED, or punching a hole in the file) so that the next guest
+ * access sees zeroes.  Both return 0, or -1 with err set.
  */
 int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t size,
                      const char *path, char *err, size_t errlen);

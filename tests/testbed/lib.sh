@@ -22,6 +22,7 @@ check() {
 	else
 		echo "not ok $checks - $desc"
 		failures=$((failures + 1))
+		[ "$failures" -gt 1 ] || diagnose_vm
 	fi
 }
 
@@ -110,14 +111,15 @@ memtotal_grew_kb() {
 	[ "$grew" -ge "$1" ] && [ "$grew" -le "$2" ]
 }
 
-# wait_until SECONDS COMMAND...: retry COMMAND every half second until it succeeds.
+# wait_until SECONDS COMMAND...: retry COMMAND every half second until it
+# succeeds or SECONDS (of L1 uptime) have passed.
 wait_until() {
-	limit=$(($1 * 2))
+	read -r start _ </proc/uptime
+	deadline=$((${start%.*} + $1))
 	shift
-	i=0
 	until "$@"; do
-		i=$((i + 1))
-		[ "$i" -le "$limit" ] || return 1
+		read -r now _ </proc/uptime
+		[ "${now%.*}" -lt "$deadline" ] || return 1
 		sleep 0.5
 	done
 }
@@ -133,6 +135,18 @@ count() { cat "$2" 2>/dev/null | grep -c "^[0-9.]* $1\$"; }
 show_output() {
 	echo "# --- $1 ---"
 	sed 's/^[0-9.]* /# /' "$1"
+}
+
+# When a check failed while minivmm still runs: where is each of its threads?
+diagnose_vm() {
+	[ -n "${vm_pid:-}" ] && [ -d "/proc/$vm_pid" ] || return 0
+	echo "# --- minivmm (pid $vm_pid) is still running; its threads:"
+	for t in /proc/"$vm_pid"/task/*; do
+		echo "# $(cat "$t/comm") wchan=$(cat "$t/wchan") syscall=$(cut -d' ' -f1 "$t/syscall")"
+		sed 's/^/#    /' "$t/stack" 2>/dev/null
+	done
+	echo "# --- L1 kernel log, last lines:"
+	dmesg | tail -n 15 | sed 's/^/# /'
 }
 
 finish() {

@@ -37,7 +37,10 @@ check "mem0 (memfd, prealloc): RSS fell by at least 240 MiB" \
 	[ $((rss_before - rss_after)) -ge $((240 * 1024)) ]
 check "big is unchanged" status_is plugged_size $((768 * MiB)) big
 
-stop_vm
-check "the guest powered off: minivmm exit 0" [ "$rc" = 0 ]
+ctl shutdown >/tmp/shutdown.out
+check "shutdown through the control socket is acknowledged" grep -q '"ok": *true' /tmp/shutdown.out
+wait "$vm_pid"
+check "after shutdown minivmm exits 0" [ $? = 0 ]
+check "the socket file is gone" [ ! -e "$sock" ]
 [ "$failures" -eq 0 ] || show_output "$out"
 finish

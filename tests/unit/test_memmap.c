@@ -161,6 +161,7 @@ static void check_discard(enum mm_backing_kind kind)
     char err[256];
     assert_int_equal(mm_backing_alloc(&b, kind, 64 * 4096, NULL, err, sizeof(err)), 0);
     assert_int_equal(b.size, 64 * 4096);
+    assert_int_equal((uintptr_t)b.hva % MM_BACKING_ALIGN, 0); /* huge-page aligned */
     memset(b.hva, 0xab, b.size);
     assert_int_equal(resident_pages(b.hva, b.size), 64);
     assert_int_equal(mm_backing_discard(&b, 8 * 4096, 16 * 4096, err, sizeof(err)), 0);
