@@ -3,7 +3,8 @@
 #   make test       unit tests, then the testbed tests (installs what it needs)
 #   make demo       boot the default guest in the testbed and show it working
 #   make unit       unit tests only (no KVM needed)
-#   make testbed-test [SCENARIOS="boot reboot"]
+#   make testbed-test [SCENARIOS="boot lifecycle"]
+#   make bench      boot time, VMM memory and resize latency, in the testbed
 #   make format / format-check / clang-check, make clean
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
@@ -25,7 +26,8 @@ TEST_IMAGES := build/tests/images/triple-fault.bzImage
 BUILD_DEPS := gcc make libc6-dev linux-libc-dev
 UNIT_DEPS  := libcmocka-dev acpica-tools
 
-.PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo clean format format-check \
+.PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo bench clean format \
+	format-check \
 	clang-check
 
 all: minivmm
@@ -71,6 +73,11 @@ test: unit testbed-test
 
 demo: testbed-prepare
 	@scripts/demo
+
+bench: testbed-prepare
+	@scripts/testbed --timeout 600 --guest-init tests/guest/guest-test.sh \
+		--copy tests/testbed/lib.sh:/t/lib.sh --copy tests/bench/bench.sh:/t/bench.sh \
+		-- sh /t/bench.sh | grep "^BENCH"
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
 
