@@ -47,9 +47,13 @@ static int prealloc_memory(struct virtio_mem *m, uint64_t gpa, uint64_t len)
     uint8_t *p = m->backing.hva + (gpa - m->addr);
     if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
         return 0;
-    if (errno != EINVAL)
+    /*
+     * Kernels before 5.14 lack MADV_POPULATE_WRITE.  Touching anonymous
+     * memory by hand is safe (at worst the OOM killer decides); touching a
+     * file that cannot be backed would be SIGBUS, so it is refused instead.
+     */
+    if (errno != EINVAL || m->backing.fd >= 0)
         return -1;
-    /* Kernels before 5.14: touch every page (the region is zero or discarded memory). */
     for (uint64_t off = 0; off < len; off += m->backing.page_size)
         __atomic_store_n(&p[off], 0, __ATOMIC_RELAXED);
     return 0;
@@ -103,17 +107,19 @@ static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
         return VIRTIO_MEM_RESP_NACK;
     if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_UNPLUGGED)
         return VIRTIO_MEM_RESP_ERROR;
-    if (m->opts.prealloc && prealloc_memory(m, addr, size) < 0) {
-        warn("%s: cannot allocate memory for [%#llx, +%#llx): %s; answered BUSY", m->name,
-             (unsigned long long)addr, (unsigned long long)size, strerror(errno));
-        discard_memory(m, addr, size);
-        return VIRTIO_MEM_RESP_BUSY;
-    }
     if (mm_tracker_plug(&m->tracker, addr, size, err, sizeof(err)) < 0) {
         /* A listener refused (no memslot, DMA map failed): rolled back, the guest retries. */
-        warn("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, err);
-        if (m->opts.prealloc)
-            discard_memory(m, addr, size);
+        warn_limited("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, err);
+        discard_memory(m, addr, size); /* a listener may have populated it */
+        return VIRTIO_MEM_RESP_BUSY;
+    }
+    /* After the plug: the guard has opened the memory for writing. */
+    if (m->opts.prealloc && prealloc_memory(m, addr, size) < 0) {
+        warn_limited("%s: cannot allocate memory for [%#llx, +%#llx): %s; answered BUSY", m->name,
+                     (unsigned long long)addr, (unsigned long long)size, strerror(errno));
+        if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
+            bug("%s: cannot roll back a plug", m->name);
+        discard_memory(m, addr, size);
         return VIRTIO_MEM_RESP_BUSY;
     }
     m->plugged_size += size;
@@ -208,8 +214,12 @@ static bool vmem_features_ok(void *opaque, uint64_t features)
     struct virtio_mem *m = opaque;
     char err[256];
     bool inaccessible = features & (1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
-    /* Without the promise, reads of unplugged memory must work: slots for the whole region. */
-    if (mm_sparse_slots_set_full(&m->slots, !inaccessible, err, sizeof(err)) < 0) {
+    /*
+     * Without the promise, reads of unplugged memory must work: slots for the
+     * whole region, and unplugged blocks readable (never writable).
+     */
+    if (mm_guard_set_readable(&m->guard, !inaccessible, err, sizeof(err)) < 0 ||
+        mm_sparse_slots_set_full(&m->slots, !inaccessible, err, sizeof(err)) < 0) {
         warn("%s: refusing the driver's features: %s", m->name, err);
         return false;
     }
@@ -266,7 +276,16 @@ static void vmem_queue_notify(void *opaque, unsigned q)
     char err[256];
     bool answered = false;
 
-    for (;;) {
+    /*
+     * At most one queue's worth of requests per notification: a guest that
+     * keeps adding requests must not keep the main thread (signals, the
+     * control socket) to itself.  The rest is served on the next loop turn.
+     */
+    for (unsigned served = 0;; served++) {
+        if (served == vq->size) {
+            virtio_mmio_notify_later(&m->transport, q);
+            break;
+        }
         enum virtq_pop_result r = virtq_pop(vq, &m->vm->mem, &chain, err, sizeof(err));
         if (r == VIRTQ_EMPTY)
             break;
@@ -289,7 +308,8 @@ static void vmem_system_reset(void *opaque)
     char err[256];
     unplug_all(m);
     m->unplugged_inaccessible = false;
-    if (mm_sparse_slots_set_full(&m->slots, false, err, sizeof(err)) < 0)
+    if (mm_sparse_slots_set_full(&m->slots, false, err, sizeof(err)) < 0 ||
+        mm_guard_set_readable(&m->guard, false, err, sizeof(err)) < 0)
         warn("%s: %s", m->name, err);
 }
 
@@ -398,7 +418,14 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
     if (mm_tracker_init(&m->tracker, addr, o->size, o->block_size) < 0)
         return errf(err, errlen, "%s: cannot track %llu blocks: %s", m->name,
                     (unsigned long long)(o->size / o->block_size), strerror(errno));
-    uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, MM_MAX_SLOTS / 4);
+    /* The guard listens first: it opens memory before anyone else touches it. */
+    if (mm_guard_init(&m->guard, &m->tracker, addr, o->size, m->backing.hva, why, sizeof(why)) <
+            0 ||
+        mm_tracker_register(&m->tracker, &m->guard.listener, why, sizeof(why)) < 0)
+        return errf(err, errlen, "%s: %s", m->name, why);
+    unsigned max_slots =
+        vm->memslots_per_device ? vm->memslots_per_device : MM_MAX_SLOTS / CONFIG_MAX_VIRTIO_MEM;
+    uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, max_slots);
     if (mm_sparse_slots_init(&m->slots, &vm->mem, addr, o->size, m->backing.hva, chunk,
                              "kvm memslots", why, sizeof(why)) < 0 ||
         mm_tracker_register(&m->tracker, &m->slots.listener, why, sizeof(why)) < 0)
@@ -410,6 +437,7 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
 void virtio_mem_destroy(struct virtio_mem *m)
 {
     mm_tracker_unregister(&m->tracker, &m->slots.listener);
+    mm_tracker_unregister(&m->tracker, &m->guard.listener);
     mm_sparse_slots_destroy(&m->slots);
     mm_tracker_destroy(&m->tracker);
     mm_backing_free(&m->backing);
@@ -461,6 +489,17 @@ static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
 int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
 {
     uint64_t placed[CONFIG_MAX_VIRTIO_MEM] = {0};
+    /* Share the memslots left after boot RAM and later devices' needs among the regions. */
+    if (vm->cfg->nr_virtio_mem) {
+        unsigned limit =
+            vm->max_memslots && vm->max_memslots < MM_MAX_SLOTS ? vm->max_memslots : MM_MAX_SLOTS;
+        if (limit <= LAYOUT_RESERVED_MEMSLOTS + vm->cfg->nr_virtio_mem)
+            return errf(err, errlen,
+                        "this host's KVM offers only %u memslots, too few for %u "
+                        "virtio-mem devices",
+                        limit, vm->cfg->nr_virtio_mem);
+        vm->memslots_per_device = (limit - LAYOUT_RESERVED_MEMSLOTS) / vm->cfg->nr_virtio_mem;
+    }
     for (unsigned i = 0; i < vm->cfg->nr_virtio_mem; i++) {
         const struct virtio_mem_options *o = &vm->cfg->virtio_mem[i];
         uint64_t addr = o->addr ? o->addr : place_region(vm, i, placed);

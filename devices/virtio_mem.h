@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "devices/virtio_mmio.h"
+#include "mm/guard.h"
 #include "mm/memmap.h"
 #include "mm/sparse_slots.h"
 #include "mm/tracker.h"
@@ -87,7 +88,8 @@ struct virtio_mem {
     char name[48]; /* "virtio-mem mem0" */
     struct mm_backing backing;
     struct mm_tracker tracker;
-    struct mm_sparse_slots slots;
+    struct mm_guard guard;        /* first listener: host access follows plugged blocks */
+    struct mm_sparse_slots slots; /* second listener: KVM memslots */
     /* Guest-visible state (transport lock). */
     uint64_t addr, region_size, block_size;
     uint64_t usable_region_size, plugged_size, requested_size;

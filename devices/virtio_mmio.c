@@ -157,8 +157,14 @@ static void virtio_mmio_write_status(struct virtio_mmio *t, uint32_t value)
         status &= ~(uint32_t)VIRTIO_STATUS_DRIVER_OK;
     }
     t->status = status;
-    if ((status & ~old & VIRTIO_STATUS_DRIVER_OK) && t->ops->driver_ok)
-        t->ops->driver_ok(t->opaque);
+    if (status & ~old & VIRTIO_STATUS_DRIVER_OK) {
+        if (t->ops->driver_ok)
+            t->ops->driver_ok(t->opaque);
+        /* Buffers the driver queued (and notified) before DRIVER_OK were not served. */
+        for (unsigned q = 0; q < t->ops->num_queues; q++)
+            if (t->queues[q].ready)
+                virtio_mmio_signal(t->notify_fd[q]);
+    }
 }
 
 static void virtio_mmio_write_driver_features(struct virtio_mmio *t, uint32_t value)
@@ -267,6 +273,12 @@ static void virtio_mmio_on_notify(void *opaque, uint32_t events)
             t->ops->queue_notify(t->opaque, q);
         virtio_mmio_unlock(t);
     }
+}
+
+void virtio_mmio_notify_later(struct virtio_mmio *t, unsigned q)
+{
+    if (virtio_mmio_queue_valid(t, q))
+        virtio_mmio_signal(t->notify_fd[q]);
 }
 
 /* --- register dispatch (t->lock held) ------------------------------------- */

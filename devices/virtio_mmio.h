@@ -195,6 +195,13 @@ void virtio_mmio_config_changed(struct virtio_mmio *t, bool notify);
  */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *reason);
 
+/*
+ * Locked.  Call ops->queue_notify(q) again from the event loop, as if the
+ * driver had notified: a device that stops after a bounded batch of
+ * requests uses it so one queue cannot keep the main thread to itself.
+ */
+void virtio_mmio_notify_later(struct virtio_mmio *t, unsigned q);
+
 /* The "virtio_mmio.device=4K@0x...:IRQ" kernel parameter for this device. */
 int virtio_mmio_cmdline(const struct virtio_mmio *t, char *buf, size_t len);
 

@@ -46,11 +46,13 @@ static int chunk_sync(struct mm_sparse_slots *s, uint64_t c, char *err, size_t e
                         strerror(errno));
         s->slot[c] = id;
     } else if (!want && s->slot[c] >= 0) {
+        /* On failure the slot stays (in KVM and here); the next sync tries again. */
         if (mm_slot_remove(s->map, s->slot[c]) < 0)
-            warn("cannot remove the KVM memslot of [%#llx, +%#llx): %s",
-                 (unsigned long long)chunk_base(s, c), (unsigned long long)chunk_len(s, c),
-                 strerror(errno));
-        s->slot[c] = -1;
+            warn_limited("cannot remove the KVM memslot of [%#llx, +%#llx): %s",
+                         (unsigned long long)chunk_base(s, c), (unsigned long long)chunk_len(s, c),
+                         strerror(errno));
+        else
+            s->slot[c] = -1;
     }
     return 0;
 }

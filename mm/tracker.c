@@ -195,18 +195,26 @@ uint64_t mm_tracker_unplug_all(struct mm_tracker *t,
 
 /* --- listeners --------------------------------------------------------------- */
 
+/* Locked: call fn for each run of blocks in state `plugged` in [0, limit_block). */
+static void each_run_of(struct mm_tracker *t, uint64_t limit, bool plugged,
+                        bool (*fn)(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len),
+                        void *ctx)
+{
+    uint64_t i = bits_find(t->bitmap, 0, limit, plugged);
+    while (i < limit) {
+        uint64_t end = bits_find(t->bitmap, i, limit, !plugged);
+        if (!fn(t, ctx, gpa_of(t, i), (end - i) * t->block_size))
+            return;
+        i = bits_find(t->bitmap, end, limit, plugged);
+    }
+}
+
 /* Locked: call fn for each plugged run in [0, limit_block). */
 static void each_run(struct mm_tracker *t, uint64_t limit,
                      bool (*fn)(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len),
                      void *ctx)
 {
-    uint64_t i = bits_find(t->bitmap, 0, limit, true);
-    while (i < limit) {
-        uint64_t end = bits_find(t->bitmap, i, limit, false);
-        if (!fn(t, ctx, gpa_of(t, i), (end - i) * t->block_size))
-            return;
-        i = bits_find(t->bitmap, end, limit, true);
-    }
+    each_run_of(t, limit, true, fn, ctx);
 }
 
 struct replay {
@@ -335,5 +343,15 @@ void mm_tracker_for_each_plugged(struct mm_tracker *t,
     struct for_each_ctx c = {.fn = fn, .opaque = opaque};
     pthread_mutex_lock(&t->lock);
     each_run(t, t->nr_blocks, for_each_cb, &c);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void mm_tracker_for_each_unplugged(struct mm_tracker *t,
+                                   void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                                   void *opaque)
+{
+    struct for_each_ctx c = {.fn = fn, .opaque = opaque};
+    pthread_mutex_lock(&t->lock);
+    each_run_of(t, t->nr_blocks, false, for_each_cb, &c);
     pthread_mutex_unlock(&t->lock);
 }

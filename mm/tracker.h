@@ -120,5 +120,9 @@ uint64_t mm_tracker_plugged_bytes(struct mm_tracker *t);
 void mm_tracker_for_each_plugged(struct mm_tracker *t,
                                  void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
                                  void *opaque);
+/* The same for every maximal run of unplugged blocks. */
+void mm_tracker_for_each_unplugged(struct mm_tracker *t,
+                                   void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                                   void *opaque);
 
 #endif

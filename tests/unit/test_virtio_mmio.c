@@ -386,6 +386,25 @@ static void driver_init(struct fixture *fx)
     setup_queue(fx, 0);
     wr32(fx, REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
     assert_int_equal(rd32(fx, REG_STATUS), ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    /* DRIVER_OK makes the transport look at every ready queue once. */
+    run_loop(fx);
+    assert_int_equal(fx->dev->notify_calls[0], 1);
+    fx->dev->notify_calls[0] = 0;
+}
+
+/* Buffers notified before DRIVER_OK (notification dropped) are served when it comes. */
+static void test_driver_ok_rescans_queues(void **state)
+{
+    struct fixture *fx = *state;
+    uint32_t st = negotiate(fx, F_VERSION_1_HIGH, (uint32_t)FAKE_FEATURES);
+    assert_int_equal(st, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    setup_queue(fx, 0);
+    wr32(fx, REG_QUEUE_NOTIFY, 0);
+    run_loop(fx);
+    assert_int_equal(fx->dev->notify_calls[0], 0); /* not live yet */
+    wr32(fx, REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    run_loop(fx);
+    assert_int_equal(fx->dev->notify_calls[0], 1);
 }
 
 /* ---- identity and placement ---- */
@@ -1291,6 +1310,7 @@ int main(void)
         T(test_queue_notify),
         T(test_notify_suppressed_while_needs_reset),
         T(test_notify_needs_four_bytes),
+        T(test_driver_ok_rescans_queues),
         T(test_interrupts),
         T(test_config_change_before_driver_ok),
         T(test_generation_counts),
