@@ -49,8 +49,8 @@ static void acpi_pm_write(void *opaque, uint64_t offset, const void *data, unsig
         if (SLP_TYP(v) == LAYOUT_PM_S5_SLEEP_TYPE)
             vm_request_stop(pm->vm, VM_STOP_POWEROFF);
         else
-            warn("the guest asked for ACPI sleep type %u, which minivmm does not offer",
-                 SLP_TYP(v));
+            warn_limited("the guest asked for ACPI sleep type %u, which minivmm does not offer",
+                         SLP_TYP(v));
         break;
     case LAYOUT_PM_RESET:
         if (v == LAYOUT_PM_RESET_VALUE)

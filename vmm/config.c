@@ -261,6 +261,7 @@ static int vmem_key(struct virtio_mem_options *o, const char *key, const char *v
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return errf(err, errlen, "--virtio-mem: prealloc='%s' must be on or off", value);
         o->prealloc = strcmp(value, "on") == 0;
+        o->prealloc_off = !o->prealloc;
         return 0;
     }
     return errf(err, errlen,
@@ -289,6 +290,10 @@ static int vmem_check(const struct virtio_mem_options *o, char *err, size_t errl
         return errf(err, errlen, "--virtio-mem: requested=%s is not a multiple of block-size=%s",
                     format_size(o->requested, a, sizeof(a)),
                     format_size(o->block_size, b, sizeof(b)));
+    if (o->backend == MM_BACKING_HUGETLBFS && o->prealloc_off)
+        return errf(err, errlen,
+                    "--virtio-mem: backend=hugetlbfs needs prealloc=on (without it, a plugged "
+                    "block with no huge page left would kill minivmm with SIGBUS)");
     if (o->addr) {
         if (o->addr < CONFIG_VIRTIO_MEM_MIN_ADDR)
             return errf(err, errlen,
@@ -327,6 +332,9 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
         *eq = '\0';
         r = vmem_key(o, item, eq + 1, &has_size, err, errlen);
     }
+    /* Huge pages can run out: allocate at plug time so that a shortage is a BUSY. */
+    if (r == 0 && o->backend == MM_BACKING_HUGETLBFS && !o->prealloc_off)
+        o->prealloc = true;
     if (r == 0 && !has_size)
         r = errf(err, errlen, "--virtio-mem needs size=SIZE (e.g. --virtio-mem size=4G)");
     if (r == 0)

@@ -11,9 +11,16 @@
 
 struct evloop_handler {
     int fd;
+    uint32_t generation; /* tells a handler apart from an earlier one on the same fd */
     evloop_fn fn;
     void *opaque;
 };
+
+/* epoll data: the fd in the low half, the handler's generation in the high half. */
+static uint64_t pack(int fd, uint32_t generation)
+{
+    return (uint64_t)generation << 32 | (uint32_t)fd;
+}
 
 int evloop_init(struct evloop *loop)
 {
@@ -54,8 +61,9 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn, void 
         return -1;
     }
     struct evloop_handler *h = xzalloc(sizeof(*h));
-    *h = (struct evloop_handler){.fd = fd, .fn = fn, .opaque = opaque};
-    struct epoll_event ev = {.events = events, .data.fd = fd};
+    *h = (struct evloop_handler){
+        .fd = fd, .generation = ++loop->generation, .fn = fn, .opaque = opaque};
+    struct epoll_event ev = {.events = events, .data.u64 = pack(fd, h->generation)};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(h);
         return -1;
@@ -66,7 +74,11 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn, void 
 
 int evloop_modify(struct evloop *loop, int fd, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.fd = fd};
+    if (fd < 0 || fd >= loop->nr_fds || !loop->by_fd[fd]) {
+        errno = ENOENT;
+        return -1;
+    }
+    struct epoll_event ev = {.events = events, .data.u64 = pack(fd, loop->by_fd[fd]->generation)};
     return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
@@ -89,12 +101,15 @@ int evloop_run_once(struct evloop *loop, int timeout_ms)
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd;
-        /* A previous handler in this batch may have removed this one. */
-        if (fd < loop->nr_fds && loop->by_fd[fd]) {
-            struct evloop_handler *h = loop->by_fd[fd];
+        int fd = (int)(uint32_t)evs[i].data.u64;
+        uint32_t generation = (uint32_t)(evs[i].data.u64 >> 32);
+        /*
+         * A previous handler in this batch may have removed this one, and
+         * even added another on the same fd number: then the event is stale.
+         */
+        struct evloop_handler *h = fd < loop->nr_fds ? loop->by_fd[fd] : NULL;
+        if (h && h->generation == generation)
             h->fn(h->opaque, evs[i].events);
-        }
     }
     return n;
 }

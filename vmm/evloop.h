@@ -19,6 +19,7 @@ struct evloop {
     int epfd;
     struct evloop_handler **by_fd; /* indexed by fd */
     int nr_fds;
+    uint32_t generation; /* of the last handler added */
 };
 
 /* Returns 0 or -1 (errno set). */

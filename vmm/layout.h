@@ -46,6 +46,9 @@
 #define LAYOUT_KVM_IDENTITY_MAP 0xfeffc000ULL
 #define LAYOUT_KVM_TSS          0xfeffd000ULL /* three pages */
 
+/* KVM memslots kept for boot RAM (2) and devices' BARs; the rest goes to virtio-mem. */
+#define LAYOUT_RESERVED_MEMSLOTS 16
+
 /* Start of guest-physical space that device-memory regions (virtio-mem) use. */
 #define LAYOUT_HIGH_MMIO_ALIGN (128ULL << 20)
 

@@ -36,6 +36,22 @@ __attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, 
 __attribute__((noreturn, format(printf, 1, 2))) void bug(const char *fmt, ...);
 /* Print "minivmm: warning: <message>". */
 __attribute__((format(printf, 1, 2))) void warn(const char *fmt, ...);
+/*
+ * warn() for messages a guest can trigger at will: at most WARN_LIMIT per
+ * call site, then one line saying the rest are suppressed, so a hostile
+ * guest cannot flood stderr (or block on it).
+ */
+#define WARN_LIMIT 10
+#define warn_limited(...)                                                                          \
+    do {                                                                                           \
+        static unsigned warn_count_;                                                               \
+        unsigned n_ = __atomic_fetch_add(&warn_count_, 1, __ATOMIC_RELAXED);                       \
+        if (n_ < WARN_LIMIT)                                                                       \
+            warn(__VA_ARGS__);                                                                     \
+        else if (n_ == WARN_LIMIT)                                                                 \
+            warn("further messages like the last one are suppressed");                             \
+    } while (0)
+
 /* Print "minivmm: <message>" only when --verbose was given. */
 __attribute__((format(printf, 1, 2))) void debug(const char *fmt, ...);
 extern int log_verbose;

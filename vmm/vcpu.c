@@ -345,7 +345,11 @@ static void *vcpu_thread(void *arg)
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            vcpu_fail(vcpu, "KVM_RUN failed: %s", strerror(errno));
+            if (errno == EFAULT)
+                vcpu_fail(vcpu, "the guest touched memory minivmm does not give it (KVM_RUN: "
+                                "EFAULT), e.g. virtio-mem memory it has not plugged");
+            else
+                vcpu_fail(vcpu, "KVM_RUN failed: %s", strerror(errno));
             break;
         }
         if (!handle_exit(vcpu))

@@ -68,6 +68,8 @@ static void open_kvm(struct vm *vm)
     if (max_vcpus > 0 && vm->cfg->cpus > (unsigned)max_vcpus)
         die("--cpus %u is more than the %d vCPUs this host's KVM allows", vm->cfg->cpus, max_vcpus);
     vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+    vm->max_memslots = slots > 0 ? (unsigned)slots : 0;
 
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (vm->run_size <= 0)
@@ -233,8 +235,18 @@ void vm_add_device(struct vm *vm, struct device *dev)
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 {
     enum vm_stop_reason none = VM_STOP_NONE;
-    if (__atomic_compare_exchange_n(&vm->stop_reason, &none, reason, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_SEQ_CST)) {
+    bool first = __atomic_compare_exchange_n(&vm->stop_reason, &none, reason, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    /*
+     * A signal, a shutdown command or a failure must not be lost because a
+     * guest reboot was requested first: remember it apart from the boot.
+     */
+    bool final = reason == VM_STOP_SIGNAL || reason == VM_STOP_SHUTDOWN || reason == VM_STOP_ERROR;
+    none = VM_STOP_NONE;
+    if (final)
+        first |= __atomic_compare_exchange_n(&vm->final_stop, &none, reason, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    if (first) {
         uint64_t one = 1;
         if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
             /* Counter saturation is impossible here; nothing to do. */
@@ -244,7 +256,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 
 bool vm_stopping(struct vm *vm)
 {
-    return __atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) != VM_STOP_NONE;
+    return __atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) != VM_STOP_NONE ||
+           __atomic_load_n(&vm->final_stop, __ATOMIC_SEQ_CST) != VM_STOP_NONE;
 }
 
 void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
@@ -252,7 +265,7 @@ void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
     struct kvm_irq_level irq = {.irq = gsi, .level = level ? 1 : 0};
     int fd = __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
     if (fd >= 0 && ioctl(fd, KVM_IRQ_LINE, &irq) < 0)
-        warn("KVM_IRQ_LINE for GSI %u: %s", gsi, strerror(errno));
+        warn_limited("KVM_IRQ_LINE for GSI %u: %s", gsi, strerror(errno));
 }
 
 /* --- one boot ------------------------------------------------------------ */
@@ -324,6 +337,11 @@ static void boot_guest(struct vm *vm)
     __atomic_store_n(&vm->stop_reason, VM_STOP_NONE, __ATOMIC_SEQ_CST);
     create_kvm_vm(vm);
 
+    /* The initrd is read again at every boot: take its size now, not at start-up. */
+    struct stat st;
+    if (vm->initrd_fd >= 0 && fstat(vm->initrd_fd, &st) == 0)
+        vm->initrd_size = (uint64_t)st.st_size;
+
     struct boot_linux_args args = {
         .kernel = vm->kernel,
         .kernel_size = vm->kernel_size,
@@ -371,7 +389,8 @@ int vm_run(struct vm *vm)
                 die("epoll_wait: %s", strerror(errno));
         stop_guest(vm);
 
-        switch (vm->stop_reason) {
+        enum vm_stop_reason why = vm->final_stop ? vm->final_stop : vm->stop_reason;
+        switch (why) {
         case VM_STOP_POWEROFF:
             debug("guest powered off");
             return 0;

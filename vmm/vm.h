@@ -46,10 +46,12 @@ enum vm_stop_reason {
 struct vm {
     const struct vm_config *cfg;
     int kvm_fd;
-    int vm_fd;                /* -1 between two boots */
-    int run_size;             /* size of each vCPU's kvm_run mapping */
-    struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
-    bool tsc_deadline;        /* KVM emulates the TSC-deadline timer */
+    int vm_fd;                    /* -1 between two boots */
+    int run_size;                 /* size of each vCPU's kvm_run mapping */
+    struct kvm_cpuid2 *cpuid;     /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+    bool tsc_deadline;            /* KVM emulates the TSC-deadline timer */
+    unsigned max_memslots;        /* KVM_CAP_NR_MEMSLOTS (0: unknown) */
+    unsigned memslots_per_device; /* memslot budget of each virtio-mem region */
 
     struct mm_map mem;
     struct bus pio;
@@ -63,10 +65,12 @@ struct vm {
     struct vcpu *vcpus;
     unsigned nr_vcpus;
 
-    struct evloop loop; /* main thread */
-    int stop_fd;        /* eventfd: a stop was requested */
-    int signal_fd;      /* SIGINT/SIGTERM */
-    enum vm_stop_reason stop_reason;
+    struct evloop loop;              /* main thread */
+    int stop_fd;                     /* eventfd: a stop was requested */
+    int signal_fd;                   /* SIGINT/SIGTERM */
+    enum vm_stop_reason stop_reason; /* why the current boot stops; reset at every boot */
+    enum vm_stop_reason final_stop;  /* a stop that also ends minivmm (signal, shutdown,
+                                        error): survives a reboot in progress */
     int stop_signal;
 
     struct ctl_server ctl; /* --api-socket */
@@ -93,7 +97,8 @@ void vm_add_device(struct vm *vm, struct device *dev);
 /*
  * Ask the main thread to stop the guest.  Callable from any thread; the
  * first reason wins until the next boot.  vCPU threads stop before they run
- * guest code again.
+ * guest code again.  VM_STOP_SIGNAL, VM_STOP_SHUTDOWN and VM_STOP_ERROR also
+ * end minivmm even when they arrive while a guest reboot is being handled.
  */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
 /* True once a stop was requested for the current boot. */

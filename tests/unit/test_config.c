@@ -236,6 +236,7 @@ static void test_virtio_mem_defaults(void **state)
                      CONFIG_OK);
     assert_int_equal(cfg.virtio_mem[0].backend, MM_BACKING_HUGETLBFS);
     assert_string_equal(cfg.virtio_mem[0].hugetlbfs_path, "/dev/hugepages");
+    assert_true(cfg.virtio_mem[0].prealloc); /* implied for hugetlbfs */
     /* The default id counts devices: the second one is mem1. */
     assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--virtio-mem", "size=1G",
                            "--virtio-mem", "size=1G", NULL),
@@ -264,6 +265,7 @@ static void test_virtio_mem_errors(void **state)
     VM_ERR("backend='disk' is not a backend", "size=4G,backend=disk");
     VM_ERR("backend='hugetlbfs=' is not a backend", "size=4G,backend=hugetlbfs=");
     VM_ERR("prealloc='yes' must be on or off", "size=4G,prealloc=yes");
+    VM_ERR("backend=hugetlbfs needs prealloc=on", "size=4G,backend=hugetlbfs=/h,prealloc=off");
     VM_ERR("id='a b' must be 1 to 31 letters", "size=4G,id=a b");
     VM_ERR("id='' must be", "size=4G,id=");
 #undef VM_ERR
