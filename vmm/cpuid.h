@@ -18,9 +18,11 @@ struct cpuid_options {
 };
 
 /*
- * Adjust a supported-CPUID table for one vCPU: set the hypervisor bit, the
- * initial APIC id (leaf 1 EBX[31:24], leaves 0xb/0x1f EDX, AMD leaf
- * 0x8000001e EAX), the logical-processor count, TSC-deadline.
+ * Adjust a supported-CPUID table for one vCPU: set the hypervisor bit,
+ * TSC-deadline, the initial APIC id (leaf 1 EBX[31:24], leaves 0xb/0x1f
+ * EDX, AMD leaf 0x8000001e EAX), and describe one package of nr_cpus
+ * single-thread cores in every topology leaf (1, 4, 0xb, 0x1f, 0x80000008,
+ * 0x8000001d, 0x8000001e), whatever the host's layout is.
  */
 void cpuid_patch(struct kvm_cpuid2 *cpuid, const struct cpuid_options *opt);
 

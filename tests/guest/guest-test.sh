@@ -101,6 +101,9 @@ run_test() {
 		echo "NPROC: $(nproc)"
 		echo "MEMTOTAL_KB: $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"
 		echo "SYSTEM_RAM: $(system_ram_bytes)"
+		topo=/sys/devices/system/cpu/cpu*/topology
+		echo "PACKAGES: $(cat $topo/physical_package_id | sort -u | wc -l)"
+		echo "CORES: $(cat $topo/core_id | sort -u | wc -l)"
 		;;
 	echo-input)
 		# The VMM's stdin holds one line; the guest's tty echoes it as it

@@ -1,4 +1,4 @@
-# Scenario: a stock Debian kernel boots under minivmm with 1 and 2 vCPUs and
+# Scenario: a stock Debian kernel boots under minivmm with 1, 2 and 4 vCPUs and
 # 512 MiB, sees what it was given, reads a line typed on the console (stdin),
 # and powering off ends minivmm with status 0.  Prints the time from minivmm
 # start to the guest's first userspace line, for the record.
@@ -26,6 +26,15 @@ run_guest boot2 info --cpus 2 --memory 512M
 echo "# boot: 2 vCPUs, first userspace line ${first_user_s}s after minivmm started"
 check "2 vCPUs: guest powered off, minivmm exit 0" [ "$rc" = 0 ]
 check "2 vCPUs: nproc is 2" [ "$(value NPROC /tmp/boot2.out)" = 2 ]
+
 [ "$failures" -eq 0 ] || show_output /tmp/boot2.out
+
+# More vCPUs than the test host has cores (2): the guest must see one package of
+# 4 cores, not the host's layout (which made it two packages of 2).
+run_guest boot4 info --cpus 4 --memory 512M
+check "4 vCPUs: nproc is 4" [ "$(value NPROC /tmp/boot4.out)" = 4 ]
+check "4 vCPUs: one package of four cores" \
+	[ "$(value PACKAGES /tmp/boot4.out)" = 1 -a "$(value CORES /tmp/boot4.out)" = 4 ]
+[ "$failures" -eq 0 ] || show_output /tmp/boot4.out
 
 finish

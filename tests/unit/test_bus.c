@@ -165,13 +165,64 @@ static void test_cpuid_patch(void **state)
     free(c);
 }
 
+/* A 2-core host must not leak into a 3-vCPU guest: one package of 3 cores. */
+static void test_cpuid_topology(void **state)
+{
+    (void)state;
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 8 * sizeof(struct kvm_cpuid_entry2));
+    c->nent = 8;
+    const uint32_t sig = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    c->entries[0] = (struct kvm_cpuid_entry2){
+        .function = 0xb, .index = 0, .flags = sig, .eax = 1, .ebx = 2, .ecx = 0x100};
+    c->entries[1] = (struct kvm_cpuid_entry2){
+        .function = 0xb, .index = 1, .flags = sig, .eax = 1, .ebx = 2, .ecx = 0x201};
+    c->entries[2] = (struct kvm_cpuid_entry2){
+        .function = 0xb, .index = 2, .flags = sig, .eax = 7, .ebx = 7, .ecx = 0x302};
+    /* Leaf 4: an L1 data cache (type 1, level 1) and an L3 (type 3, level 3). */
+    c->entries[3] = (struct kvm_cpuid_entry2){
+        .function = 4, .index = 0, .flags = sig, .eax = 1u << 26 | 1u << 14 | 1 << 5 | 1};
+    c->entries[4] = (struct kvm_cpuid_entry2){
+        .function = 4, .index = 3, .flags = sig, .eax = 1u << 26 | 1u << 14 | 3 << 5 | 3};
+    c->entries[5] = (struct kvm_cpuid_entry2){
+        .function = 0x80000008, .eax = 0x3030, .ecx = 1u << 12 | 1 | 0xa0000};
+    c->entries[6] = (struct kvm_cpuid_entry2){.function = 0x8000001e, .ebx = 0x101, .ecx = 0x100};
+    c->entries[7] = (struct kvm_cpuid_entry2){
+        .function = 0x8000001d, .index = 3, .flags = sig, .eax = 1u << 14 | 3 << 5 | 3};
+    struct cpuid_options opt = {.apic_id = 2, .nr_cpus = 3};
+    cpuid_patch(c, &opt);
+
+    struct kvm_cpuid_entry2 *smt = cpuid_find(c, 0xb, 0), *core = cpuid_find(c, 0xb, 1);
+    assert_int_equal(smt->eax, 0);                   /* no thread bits in the APIC id */
+    assert_int_equal(smt->ebx, 1);                   /* one thread per core */
+    assert_int_equal(smt->ecx, 0x100);               /* level 0 is SMT */
+    assert_int_equal(core->eax, 2);                  /* 2 bits number 3 cores */
+    assert_int_equal(core->ebx, 3);                  /* 3 logical processors in the package */
+    assert_int_equal(core->ecx, 0x201);              /* level 1 is core */
+    assert_int_equal(cpuid_find(c, 0xb, 2)->ebx, 0); /* and nothing above */
+    assert_int_equal(cpuid_find(c, 0xb, 2)->ecx, 2);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(cpuid_find(c, 0xb, i)->edx, 2);
+    /* Leaf 4: 4 addressable cores (power of two); the L3 is shared by all 3. */
+    assert_int_equal(cpuid_find(c, 4, 0)->eax >> 26, 3);
+    assert_int_equal((cpuid_find(c, 4, 0)->eax >> 14) & 0xfff, 0);
+    assert_int_equal((cpuid_find(c, 4, 3)->eax >> 14) & 0xfff, 2);
+    assert_int_equal(cpuid_find(c, 4, 3)->eax & 0x3fff, 3 << 5 | 3); /* type and level kept */
+    /* AMD: 3 cores (NC = 2), 2 core bits in the APIC id, other bits kept. */
+    assert_int_equal(cpuid_find(c, 0x80000008, 0)->ecx, 0xa0000 | 2u << 12 | 2);
+    assert_int_equal(cpuid_find(c, 0x80000008, 0)->eax, 0x3030);
+    assert_int_equal(cpuid_find(c, 0x8000001e, 0)->eax, 2);
+    assert_int_equal(cpuid_find(c, 0x8000001e, 0)->ebx, 2); /* core 2, one thread */
+    assert_int_equal(cpuid_find(c, 0x8000001e, 0)->ecx, 0);
+    assert_int_equal((cpuid_find(c, 0x8000001d, 3)->eax >> 14) & 0xfff, 2);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dispatch),
-        cmocka_unit_test(test_overlaps),
-        cmocka_unit_test(test_many_ranges),
-        cmocka_unit_test(test_cpuid_patch),
+        cmocka_unit_test(test_dispatch),       cmocka_unit_test(test_overlaps),
+        cmocka_unit_test(test_many_ranges),    cmocka_unit_test(test_cpuid_patch),
+        cmocka_unit_test(test_cpuid_topology),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
