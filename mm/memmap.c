@@ -35,17 +35,22 @@ static int backing_open_hugetlbfs(const char *dir, uint64_t *page_size, char *er
     struct statfs sfs;
     if (!dir || statfs(dir, &sfs) < 0)
         return errf(err, errlen,
-                    "hugetlbfs path '%s': %s (give the directory of a hugetlbfs mount)",
+                    "backend=hugetlbfs=%s: %s (give the directory of a hugetlbfs mount, e.g. "
+                    "/dev/hugepages)",
                     dir ? dir : "", strerror(errno));
     if ((unsigned long)sfs.f_type != HUGETLBFS_MAGIC)
         return errf(err, errlen,
-                    "'%s' is not a hugetlbfs mount (mount one with: mount -t hugetlbfs none DIR)",
+                    "backend=hugetlbfs=%s: not a hugetlbfs mount (give one, or mount one with: "
+                    "mount -t hugetlbfs none DIR)",
                     dir);
     char path[4096];
     snprintf(path, sizeof(path), "%s/minivmm.XXXXXX", dir);
     int fd = mkstemp(path);
     if (fd < 0)
-        return errf(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+        return errf(err, errlen,
+                    "backend=hugetlbfs=%s: cannot create a file there: %s (minivmm needs write "
+                    "access to the mount)",
+                    dir, strerror(errno));
     unlink(path);
     *page_size = (uint64_t)sfs.f_bsize;
     return fd;
@@ -107,8 +112,12 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
         int e = errno;
         close(b->fd);
         b->fd = -1;
-        return errf(err, errlen, "cannot size guest memory file to %s: %s",
-                    format_size(size, sz, sizeof(sz)), strerror(e));
+        return errf(err, errlen, "cannot size guest memory file to %s: %s%s",
+                    format_size(size, sz, sizeof(sz)), strerror(e),
+                    e == EFBIG    ? " (ulimit -f is too low: raise it, or use backend=anon)"
+                    : e == ENOSPC ? " (the filesystem is full, or its size= mount option is "
+                                    "too small)"
+                                  : "");
     }
 
     void *p = map_aligned(b, size);
@@ -118,7 +127,7 @@ int mm_backing_alloc(struct mm_backing *b, enum mm_backing_kind kind, uint64_t s
             close(b->fd);
         b->fd = -1;
         return errf(err, errlen,
-                    "cannot map %s of guest memory: %s (check ulimit -v and free memory)",
+                    "cannot map %s of guest memory: %s (ask for less, or raise ulimit -v)",
                     format_size(size, sz, sizeof(sz)), strerror(e));
     }
     if (kind == MM_BACKING_ANON)

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
+#include "vmm/layout.h"
 #include "vmm/util.h"
 
 static const char usage_text[] =
@@ -71,39 +73,55 @@ static int suffix_shift(char c)
     }
 }
 
+/* config_parse_size()'s failures: errno says which. */
+static int size_invalid(void)
+{
+    errno = EINVAL;
+    return -1;
+}
+
+static int size_too_large(void)
+{
+    errno = ERANGE;
+    return -1;
+}
+
 int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
 {
     if (!str || !isdigit((unsigned char)str[0]))
-        return -1;
+        return size_invalid();
 
     const char *p = str;
     uint64_t whole = 0;
     uint64_t frac_num = 0, frac_den = 1;
+    bool overflow = false;
     bool hex = (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'));
 
     if (hex) {
         p += 2;
         if (!isxdigit((unsigned char)*p))
-            return -1;
+            return size_invalid();
         for (; isxdigit((unsigned char)*p); p++) {
             unsigned d = isdigit((unsigned char)*p)
                              ? (unsigned)(*p - '0')
                              : (unsigned)(toupper((unsigned char)*p) - 'A' + 10);
             if (whole > (UINT64_MAX - d) / 16)
-                return -1;
-            whole = whole * 16 + d;
+                overflow = true;
+            else
+                whole = whole * 16 + d;
         }
     } else {
         for (; isdigit((unsigned char)*p); p++) {
             unsigned d = (unsigned)(*p - '0');
             if (whole > (UINT64_MAX - d) / 10)
-                return -1;
-            whole = whole * 10 + d;
+                overflow = true;
+            else
+                whole = whole * 10 + d;
         }
         if (*p == '.') {
             p++;
             if (!isdigit((unsigned char)*p))
-                return -1;
+                return size_invalid();
             /* Up to 9 fractional digits are significant; the rest must be digits. */
             for (int n = 0; isdigit((unsigned char)*p); p++, n++) {
                 if (n < 9) {
@@ -118,24 +136,45 @@ int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
     if (*p) {
         int shift = suffix_shift(*p);
         if (shift < 0 || p[1] != '\0')
-            return -1;
+            return size_invalid();
         unit = 1ULL << shift;
     }
     if (unit == 0)
-        return -1;
+        return size_invalid();
 
-    if (whole > UINT64_MAX / unit)
-        return -1;
+    /* The syntax is checked to the end first: "99999999999999999999X" is not a size. */
+    if (overflow || whole > UINT64_MAX / unit)
+        return size_too_large();
     uint64_t bytes = whole * unit;
     if (frac_num) {
         /* frac_num/frac_den < 1 and unit <= 2^60, so this cannot overflow 128 bits. */
         unsigned __int128 f = (unsigned __int128)frac_num * unit / frac_den;
         if (bytes > UINT64_MAX - (uint64_t)f)
-            return -1;
+            return size_too_large();
         bytes += (uint64_t)f;
     }
     *out = bytes;
     return 0;
+}
+
+/*
+ * A byte count as a user would give it back in an option: the largest
+ * suffix that divides it exactly ("1025M", "4K", "3G"), or bytes ("1000B").
+ */
+static const char *exact_size(uint64_t v, char *buf, size_t len)
+{
+    static const char suffixes[] = "KMGTPE";
+    int best = -1;
+    for (int i = 0; v && i < (int)sizeof(suffixes) - 1; i++)
+        if (v % (1ULL << (10 * (i + 1))) == 0)
+            best = i;
+    if (v == 0)
+        snprintf(buf, len, "0");
+    else if (best < 0)
+        snprintf(buf, len, "%lluB", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu%c", (unsigned long long)(v >> (10 * (best + 1))), suffixes[best]);
+    return buf;
 }
 
 static int parse_console(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
@@ -161,10 +200,10 @@ static int parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t 
     char *end;
     errno = 0;
     unsigned long n = strtoul(arg, &end, 10);
-    if (!isdigit((unsigned char)arg[0]) || *end || errno)
+    if (!isdigit((unsigned char)arg[0]) || *end || (errno && errno != ERANGE))
         return errf(err, errlen, "--cpus: '%s' is not a number (use 1 to %d)", arg,
                     CONFIG_MAX_CPUS);
-    if (n < 1 || n > CONFIG_MAX_CPUS)
+    if (errno == ERANGE || n < 1 || n > CONFIG_MAX_CPUS)
         return errf(err, errlen, "--cpus: %s is out of range (use 1 to %d)", arg, CONFIG_MAX_CPUS);
     cfg->cpus = (unsigned)n;
     return 0;
@@ -172,20 +211,27 @@ static int parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t 
 
 static int parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
-    uint64_t bytes;
-    if (config_parse_size(arg, MiB, &bytes) < 0)
-        return errf(err, errlen,
-                    "--memory: '%s' is not a size (use a number with an optional K, M, G or T "
-                    "suffix, e.g. 512M)",
-                    arg);
+    uint64_t bytes = 0;
+    char a[32];
+    bool too_large = false;
+    if (config_parse_size(arg, MiB, &bytes) < 0) {
+        if (errno != ERANGE)
+            return errf(err, errlen,
+                        "--memory: '%s' is not a size (use a number with an optional K, M, G or T "
+                        "suffix, e.g. 512M)",
+                        arg);
+        too_large = true;
+    }
+    /* Guest-physical space is bounded by 52 bits on every x86 CPU. */
+    if (too_large || bytes > (1ULL << 46))
+        return errf(err, errlen, "--memory: %s is more than 64T, which no x86 host can back", arg);
     if (bytes < CONFIG_MIN_MEMORY)
         return errf(err, errlen, "--memory: %s is too small for a Linux guest (use at least 32M)",
                     arg);
     if (bytes % (4 * KiB))
-        return errf(err, errlen, "--memory: %s is not a multiple of 4K (the page size)", arg);
-    /* Guest-physical space is bounded by 52 bits on every x86 CPU. */
-    if (bytes > (1ULL << 46))
-        return errf(err, errlen, "--memory: %s is more than 64T, which no x86 host can back", arg);
+        return errf(err, errlen,
+                    "--memory: %s is not a multiple of 4K (the page size); use e.g. --memory %s",
+                    arg, exact_size(ALIGN_DOWN(bytes, MiB), a, sizeof(a)));
     cfg->memory = bytes;
     return 0;
 }
@@ -206,13 +252,49 @@ static bool valid_id(const char *id)
     return true;
 }
 
+/* The keys of --virtio-mem, and the text each was given as (for error messages). */
+enum vmem_key_id {
+    VMEM_SIZE,
+    VMEM_ID,
+    VMEM_BLOCK_SIZE,
+    VMEM_REQUESTED,
+    VMEM_ADDR,
+    VMEM_BACKEND,
+    VMEM_PREALLOC,
+    VMEM_NR_KEYS,
+};
+
+static const char *const vmem_key_names[VMEM_NR_KEYS] = {
+    "size", "id", "block-size", "requested", "addr", "backend", "prealloc",
+};
+
+struct vmem_text {
+    const char *value[VMEM_NR_KEYS]; /* NULL: key not given */
+};
+
+/* "size=TEXT" as the user wrote it, or the value in exact form (a default). */
+static const char *vmem_show(const struct vmem_text *t, enum vmem_key_id k, uint64_t v, char *buf,
+                             size_t len)
+{
+    char exact[32];
+    if (t->value[k])
+        snprintf(buf, len, "%s=%s", vmem_key_names[k], t->value[k]);
+    else
+        snprintf(buf, len, "%s=%s (the default)", vmem_key_names[k],
+                 exact_size(v, exact, sizeof(exact)));
+    return buf;
+}
+
 /* Parse "key=SIZE" values of --virtio-mem. */
 static int vmem_size(const char *key, const char *value, uint64_t *out, char *err, size_t errlen)
 {
-    if (config_parse_size(value, 1, out) < 0)
-        return errf(err, errlen, "--virtio-mem: %s='%s' is not a size (e.g. %s=4G)", key, value,
-                    key);
-    return 0;
+    if (config_parse_size(value, 1, out) == 0)
+        return 0;
+    if (errno == ERANGE)
+        return errf(err, errlen,
+                    "--virtio-mem: %s=%s is too large (guest-physical addresses end at 4P)", key,
+                    value);
+    return errf(err, errlen, "--virtio-mem: %s='%s' is not a size (e.g. %s=4G)", key, value, key);
 }
 
 static int vmem_backend(const char *value, struct virtio_mem_options *o, char *err, size_t errlen)
@@ -224,6 +306,10 @@ static int vmem_backend(const char *value, struct virtio_mem_options *o, char *e
     } else if (strncmp(value, "hugetlbfs=", 10) == 0 && value[10]) {
         o->backend = MM_BACKING_HUGETLBFS;
         o->hugetlbfs_path = value + 10;
+    } else if (strcmp(value, "hugetlbfs") == 0 || strcmp(value, "hugetlbfs=") == 0) {
+        return errf(err, errlen,
+                    "--virtio-mem: backend=hugetlbfs needs the directory of a hugetlbfs mount, "
+                    "e.g. backend=hugetlbfs=/dev/hugepages");
     } else {
         return errf(err, errlen,
                     "--virtio-mem: backend='%s' is not a backend (use anon, memfd or "
@@ -235,77 +321,116 @@ static int vmem_backend(const char *value, struct virtio_mem_options *o, char *e
 
 /* One key=value of --virtio-mem.  value points into the caller's copy. */
 static int vmem_key(struct virtio_mem_options *o, const char *key, const char *value,
-                    bool *has_size, char *err, size_t errlen)
+                    struct vmem_text *t, char *err, size_t errlen)
 {
-    if (strcmp(key, "size") == 0) {
-        *has_size = true;
+    int k = 0;
+    while (k < VMEM_NR_KEYS && strcmp(key, vmem_key_names[k]) != 0)
+        k++;
+    if (k == VMEM_NR_KEYS)
+        return errf(err, errlen,
+                    "--virtio-mem: unknown key '%s' (use size, id, block-size, requested, addr, "
+                    "backend, prealloc)",
+                    key);
+    if (t->value[k])
+        return errf(err, errlen, "--virtio-mem: %s is given twice (%s=%s and %s=%s); give it once",
+                    key, key, t->value[k], key, value);
+    t->value[k] = value;
+
+    switch ((enum vmem_key_id)k) {
+    case VMEM_SIZE:
         return vmem_size(key, value, &o->size, err, errlen);
-    }
-    if (strcmp(key, "block-size") == 0)
+    case VMEM_BLOCK_SIZE:
         return vmem_size(key, value, &o->block_size, err, errlen);
-    if (strcmp(key, "requested") == 0)
+    case VMEM_REQUESTED:
         return vmem_size(key, value, &o->requested, err, errlen);
-    if (strcmp(key, "addr") == 0)
+    case VMEM_ADDR:
         return vmem_size(key, value, &o->addr, err, errlen);
-    if (strcmp(key, "backend") == 0)
+    case VMEM_BACKEND:
         return vmem_backend(value, o, err, errlen);
-    if (strcmp(key, "id") == 0) {
+    case VMEM_ID:
         if (!valid_id(value))
             return errf(err, errlen,
                         "--virtio-mem: id='%s' must be 1 to %d letters, digits, '-' or '_'", value,
                         CONFIG_ID_MAX - 1);
         snprintf(o->id, sizeof(o->id), "%s", value);
         return 0;
-    }
-    if (strcmp(key, "prealloc") == 0) {
+    case VMEM_PREALLOC:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return errf(err, errlen, "--virtio-mem: prealloc='%s' must be on or off", value);
         o->prealloc = strcmp(value, "on") == 0;
         o->prealloc_off = !o->prealloc;
         return 0;
+    case VMEM_NR_KEYS:
+        break;
     }
-    return errf(err, errlen,
-                "--virtio-mem: unknown key '%s' (use size, id, block-size, requested, addr, "
-                "backend, prealloc)",
-                key);
+    return -1;
+}
+
+/* The alignment of a region's guest-physical base: 128 MiB, or the block size if larger. */
+static uint64_t vmem_align(const struct virtio_mem_options *o)
+{
+    return o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
 }
 
 /* Checks between the values of one --virtio-mem. */
-static int vmem_check(const struct virtio_mem_options *o, char *err, size_t errlen)
+static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text *t, char *err,
+                      size_t errlen)
 {
-    char a[32], b[32];
+    char a[96], b[96], c[32];
     if (!is_power_of_two(o->block_size) || o->block_size < CONFIG_MIN_BLOCK_SIZE)
         return errf(err, errlen,
-                    "--virtio-mem: block-size=%s must be a power of two of at least 4K",
-                    format_size(o->block_size, a, sizeof(a)));
+                    "--virtio-mem: %s must be a power of two of at least 4K (e.g. block-size=2M)",
+                    vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, a, sizeof(a)));
     if (o->size == 0)
-        return errf(err, errlen, "--virtio-mem: size must not be 0");
-    if (o->size % o->block_size)
-        return errf(err, errlen, "--virtio-mem: size=%s is not a multiple of block-size=%s",
-                    format_size(o->size, a, sizeof(a)), format_size(o->block_size, b, sizeof(b)));
+        return errf(err, errlen, "--virtio-mem: size must not be 0 (e.g. size=4G)");
+    if (o->size > CONFIG_MAX_PHYS_ADDR - CONFIG_VIRTIO_MEM_MIN_ADDR)
+        return errf(err, errlen,
+                    "--virtio-mem: %s is larger than the guest-physical address space (4P on "
+                    "x86); lower it",
+                    vmem_show(t, VMEM_SIZE, o->size, a, sizeof(a)));
+    if (o->size % o->block_size) {
+        uint64_t fix = o->size > o->block_size ? ALIGN_DOWN(o->size, o->block_size) : o->block_size;
+        return errf(err, errlen, "--virtio-mem: %s is not a multiple of %s; use e.g. size=%s",
+                    vmem_show(t, VMEM_SIZE, o->size, a, sizeof(a)),
+                    vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, b, sizeof(b)),
+                    exact_size(fix, c, sizeof(c)));
+    }
     if (o->requested > o->size)
-        return errf(err, errlen, "--virtio-mem: requested=%s is larger than size=%s",
-                    format_size(o->requested, a, sizeof(a)), format_size(o->size, b, sizeof(b)));
-    if (o->requested % o->block_size)
-        return errf(err, errlen, "--virtio-mem: requested=%s is not a multiple of block-size=%s",
-                    format_size(o->requested, a, sizeof(a)),
-                    format_size(o->block_size, b, sizeof(b)));
+        return errf(err, errlen,
+                    "--virtio-mem: %s is larger than %s; lower requested= or raise size=",
+                    vmem_show(t, VMEM_REQUESTED, o->requested, a, sizeof(a)),
+                    vmem_show(t, VMEM_SIZE, o->size, b, sizeof(b)));
+    if (o->requested % o->block_size) {
+        /* requested < size and size is a multiple of the block: rounding up stays in. */
+        uint64_t fix = ALIGN_UP(o->requested, o->block_size);
+        return errf(err, errlen, "--virtio-mem: %s is not a multiple of %s; use e.g. requested=%s",
+                    vmem_show(t, VMEM_REQUESTED, o->requested, a, sizeof(a)),
+                    vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, b, sizeof(b)),
+                    exact_size(fix, c, sizeof(c)));
+    }
     if (o->backend == MM_BACKING_HUGETLBFS && o->prealloc_off)
         return errf(err, errlen,
                     "--virtio-mem: backend=hugetlbfs needs prealloc=on (without it, a plugged "
                     "block with no huge page left would kill minivmm with SIGBUS)");
     if (o->addr) {
+        uint64_t align = vmem_align(o);
         if (o->addr < CONFIG_VIRTIO_MEM_MIN_ADDR)
             return errf(err, errlen,
-                        "--virtio-mem: addr=%#llx is below 4G (virtio-mem regions live above RAM "
-                        "and the 32-bit hole)",
-                        (unsigned long long)o->addr);
-        if (o->addr % CONFIG_VIRTIO_MEM_ALIGN || o->addr % o->block_size)
+                        "--virtio-mem: %s is below 4G (virtio-mem regions live above RAM "
+                        "and the 32-bit hole); use addr=4G or higher, or leave addr= out",
+                        vmem_show(t, VMEM_ADDR, o->addr, a, sizeof(a)));
+        if (o->addr > CONFIG_MAX_PHYS_ADDR || o->size > CONFIG_MAX_PHYS_ADDR - o->addr)
             return errf(err, errlen,
-                        "--virtio-mem: addr=%#llx must be a multiple of 128M and of block-size",
-                        (unsigned long long)o->addr);
-        if (o->addr + o->size < o->addr)
-            return errf(err, errlen, "--virtio-mem: addr + size wraps around");
+                        "--virtio-mem: %s + %s ends above 4P, the largest guest-physical "
+                        "address space of x86; lower addr= or size=",
+                        vmem_show(t, VMEM_ADDR, o->addr, a, sizeof(a)),
+                        vmem_show(t, VMEM_SIZE, o->size, b, sizeof(b)));
+        if (o->addr % align)
+            return errf(err, errlen,
+                        "--virtio-mem: %s must be a multiple of 128M and of block-size; use "
+                        "e.g. addr=%#llx",
+                        vmem_show(t, VMEM_ADDR, o->addr, a, sizeof(a)),
+                        (unsigned long long)ALIGN_UP(o->addr, align));
     }
     return 0;
 }
@@ -320,7 +445,7 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
 
     /* The strings in o point into this copy, which lives as long as the process. */
     char *copy = xstrdup(arg);
-    bool has_size = false;
+    struct vmem_text text = {{NULL}};
     int r = 0;
     for (char *save = NULL, *item = strtok_r(copy, ",", &save); item && r == 0;
          item = strtok_r(NULL, ",", &save)) {
@@ -330,15 +455,15 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
             break;
         }
         *eq = '\0';
-        r = vmem_key(o, item, eq + 1, &has_size, err, errlen);
+        r = vmem_key(o, item, eq + 1, &text, err, errlen);
     }
     /* Huge pages can run out: allocate at plug time so that a shortage is a BUSY. */
     if (r == 0 && o->backend == MM_BACKING_HUGETLBFS && !o->prealloc_off)
         o->prealloc = true;
-    if (r == 0 && !has_size)
+    if (r == 0 && !text.value[VMEM_SIZE])
         r = errf(err, errlen, "--virtio-mem needs size=SIZE (e.g. --virtio-mem size=4G)");
     if (r == 0)
-        r = vmem_check(o, err, errlen);
+        r = vmem_check(o, &text, err, errlen);
     if (r < 0) {
         free(copy);
         o->hugetlbfs_path = NULL;
@@ -349,14 +474,53 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
 static int add_virtio_mem(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (cfg->nr_virtio_mem == CONFIG_MAX_VIRTIO_MEM)
-        return errf(err, errlen, "--virtio-mem: at most %d devices", CONFIG_MAX_VIRTIO_MEM);
+        return errf(err, errlen, "--virtio-mem: at most %d devices; merge some into a larger one",
+                    CONFIG_MAX_VIRTIO_MEM);
     struct virtio_mem_options *o = &cfg->virtio_mem[cfg->nr_virtio_mem];
     if (config_parse_virtio_mem(arg, cfg->nr_virtio_mem, o, err, errlen) < 0)
         return -1;
     for (unsigned i = 0; i < cfg->nr_virtio_mem; i++)
         if (strcmp(cfg->virtio_mem[i].id, o->id) == 0)
-            return errf(err, errlen, "--virtio-mem: id '%s' is used twice", o->id);
+            return errf(err, errlen,
+                        "--virtio-mem: id '%s' is used twice; give each device its own id=", o->id);
     cfg->nr_virtio_mem++;
+    return 0;
+}
+
+/*
+ * Regions given with addr= must not overlap boot RAM (which --memory, given
+ * anywhere on the command line, extends above 4 GiB) or each other.  Regions
+ * without addr= are placed later, around these.
+ */
+static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_t errlen)
+{
+    char m[32];
+    uint64_t ram_end = cfg->memory > LAYOUT_PCI_HOLE_START
+                           ? LAYOUT_PCI_HOLE_END + (cfg->memory - LAYOUT_PCI_HOLE_START)
+                           : 0;
+    for (unsigned i = 0; i < cfg->nr_virtio_mem; i++) {
+        const struct virtio_mem_options *o = &cfg->virtio_mem[i];
+        if (!o->addr)
+            continue;
+        if (o->addr < ram_end)
+            return errf(err, errlen,
+                        "--virtio-mem %s: addr=%#llx is inside boot RAM, which --memory %s "
+                        "places up to %#llx; use addr=%#llx or higher, or leave addr= out",
+                        o->id, (unsigned long long)o->addr, exact_size(cfg->memory, m, sizeof(m)),
+                        (unsigned long long)ram_end,
+                        (unsigned long long)ALIGN_UP(ram_end, vmem_align(o)));
+        for (unsigned j = 0; j < i; j++) {
+            const struct virtio_mem_options *p = &cfg->virtio_mem[j];
+            if (!p->addr || o->addr >= p->addr + p->size || p->addr >= o->addr + o->size)
+                continue;
+            return errf(err, errlen,
+                        "--virtio-mem %s: [%#llx, %#llx) overlaps %s [%#llx, %#llx); use "
+                        "addr=%#llx, or leave addr= out",
+                        o->id, (unsigned long long)o->addr, (unsigned long long)(o->addr + o->size),
+                        p->id, (unsigned long long)p->addr, (unsigned long long)(p->addr + p->size),
+                        (unsigned long long)ALIGN_UP(p->addr + p->size, vmem_align(o)));
+        }
+    }
     return 0;
 }
 
@@ -413,6 +577,58 @@ static const char *current_arg(int argc, char **argv)
     return "?";
 }
 
+/* The long option whose value is id. */
+static const char *option_name(int id)
+{
+    for (const struct option *o = long_options; o->name; o++)
+        if (o->val == id)
+            return o->name;
+    return "?";
+}
+
+/* Is arg one of our options ("--memory", "--memory=1G")?  Then it is no option's value. */
+static bool is_our_option(const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return false;
+    size_t n = strcspn(arg + 2, "=");
+    for (const struct option *o = long_options; o->name; o++)
+        if (strlen(o->name) == n && strncmp(o->name, arg + 2, n) == 0)
+            return true;
+    return false;
+}
+
+/* getopt_long() refused arg: say why (unknown, ambiguous, or a value it does not take). */
+static int bad_option(const char *arg, char *err, size_t errlen)
+{
+    if (optopt >= OPT_KERNEL)
+        return errf(err, errlen, "--%s takes no value; remove '%s'", option_name(optopt),
+                    strchr(arg, '=') ? strchr(arg, '=') : arg);
+    if (optopt > 0 && optopt < 256)
+        return errf(err, errlen,
+                    "unknown option '-%c' (options are long, e.g. --kernel; see "
+                    "minivmm --help)",
+                    optopt);
+    if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+        size_t n = strcspn(arg + 2, "=");
+        char list[256] = "";
+        size_t used = 0;
+        unsigned matches = 0;
+        for (const struct option *o = long_options; o->name; o++) {
+            if (strncmp(o->name, arg + 2, n) != 0)
+                continue;
+            matches++;
+            if (used < sizeof(list))
+                used += (size_t)snprintf(list + used, sizeof(list) - used, "%s--%s",
+                                         used ? ", " : "", o->name);
+        }
+        if (matches > 1)
+            return errf(err, errlen, "option '%.*s' is ambiguous (it could be %s); spell it out",
+                        (int)n + 2, arg, list);
+    }
+    return errf(err, errlen, "unknown option '%s' (see minivmm --help)", arg);
+}
+
 enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, char *err,
                                 size_t errlen)
 {
@@ -424,6 +640,10 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         int opt = getopt_long(argc, argv, ":", long_options, NULL);
         if (opt == -1)
             break;
+        /* "--kernel --memory 1G": the kernel path is missing, "--memory" is no path. */
+        if (opt >= OPT_KERNEL && optarg && is_our_option(optarg))
+            return config_error(err, errlen, "--%s needs a value before %s (see minivmm --help)",
+                                option_name(opt), optarg);
         int r = 0;
         switch (opt) {
         case OPT_KERNEL:
@@ -456,6 +676,12 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         case OPT_API_SOCKET:
             if (optarg[0] == '\0')
                 r = errf(err, errlen, "--api-socket: the path is empty");
+            else if (strlen(optarg) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+                r = errf(err, errlen,
+                         "--api-socket path %s is too long (%zu bytes; a unix socket path has "
+                         "at most %zu): choose a shorter one",
+                         optarg, strlen(optarg),
+                         sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
             cfg->api_socket = optarg;
             break;
         case OPT_VERBOSE:
@@ -466,11 +692,15 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         case OPT_VERSION:
             return CONFIG_VERSION;
         case ':':
-            r = errf(err, errlen, "%s needs a value (see minivmm --help)", current_arg(argc, argv));
+            if (optopt >= OPT_KERNEL)
+                r = errf(err, errlen, "--%s needs a value (see minivmm --help)",
+                         option_name(optopt));
+            else
+                r = errf(err, errlen, "%s needs a value (see minivmm --help)",
+                         current_arg(argc, argv));
             break;
         default:
-            r = errf(err, errlen, "unknown option '%s' (see minivmm --help)",
-                     current_arg(argc, argv));
+            r = bad_option(current_arg(argc, argv), err, errlen);
             break;
         }
         if (r < 0)
@@ -486,5 +716,7 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         return config_error(err, errlen, "--kernel: the path is empty");
     if (cfg->initrd_path && cfg->initrd_path[0] == '\0')
         return config_error(err, errlen, "--initrd: the path is empty");
+    if (check_virtio_mem_layout(cfg, err, errlen) < 0)
+        return CONFIG_ERROR;
     return CONFIG_OK;
 }

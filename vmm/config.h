@@ -28,6 +28,7 @@
 #define CONFIG_MIN_BLOCK_SIZE      (4ULL << 10)
 #define CONFIG_VIRTIO_MEM_ALIGN    (128ULL << 20) /* Linux's memory block size on x86 */
 #define CONFIG_VIRTIO_MEM_MIN_ADDR (4ULL << 30)
+#define CONFIG_MAX_PHYS_ADDR       (1ULL << 52) /* the largest physical address space of x86 */
 
 /* One --virtio-mem option. */
 struct virtio_mem_options {
@@ -74,7 +75,10 @@ enum config_result {
 
 /*
  * Parse argv (argv[0] is the program name) into cfg.  Strings in cfg point
- * into argv.  On CONFIG_ERROR, err (errlen bytes) holds a one-line message
+ * into argv.  Besides each value on its own, it checks what the command line
+ * alone decides: --virtio-mem regions given with addr= must not overlap each
+ * other or boot RAM (placed by --memory), and the --api-socket path must fit
+ * in a unix socket address.  On CONFIG_ERROR, err (errlen bytes) holds a one-line message
  * without trailing newline; the caller exits with status 2.
  */
 enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, char *err,
@@ -97,8 +101,9 @@ const char *config_usage(void);
  * "1.5G") or a 0x-prefixed hex number, with an optional suffix B, K, M, G, T,
  * P or E (upper or lower case; powers of 1024).  A number without suffix is
  * multiplied by default_unit (1 for bytes, 1 MiB for --memory as in QEMU's
- * -m).  Returns 0 and stores the byte count, or -1 if str is not a size or
- * the value does not fit in 64 bits.
+ * -m).  Returns 0 and stores the byte count, or -1 with errno EINVAL if str
+ * is not a size, ERANGE if it is one but does not fit in 64 bits (*out is
+ * then untouched).
  */
 int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out);
 

@@ -13,6 +13,7 @@
  */
 #include "vmm/ctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,17 +107,29 @@ static int ctl_parse_id(const struct ctl_word *w, char *id, char *err, size_t er
     return 0;
 }
 
+/* Parse w as a size: 0, or -1 with errno EINVAL (not a size) or ERANGE (more than 16E). */
+static int ctl_size_of(const struct ctl_word *w, uint64_t *size)
+{
+    char buf[64];
+
+    if (w->len >= sizeof(buf)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(buf, w->p, w->len);
+    buf[w->len] = '\0';
+    return config_parse_size(buf, 1, size);
+}
+
 static int ctl_parse_size(const struct ctl_word *w, uint64_t *size, char *err, size_t errlen)
 {
     char q[CTL_QUOTE_MAX + 4];
-    char buf[64];
 
-    if (w->len < sizeof(buf)) {
-        memcpy(buf, w->p, w->len);
-        buf[w->len] = '\0';
-        if (config_parse_size(buf, 1, size) == 0)
-            return 0;
-    }
+    if (ctl_size_of(w, size) == 0)
+        return 0;
+    if (errno == ERANGE)
+        return errf(err, errlen, "'%s' is too large for a size (e.g. 4G, 1536M)",
+                    ctl_quote(w, q, sizeof(q)));
     return errf(err, errlen, "'%s' is not a size (e.g. 4G, 1536M)", ctl_quote(w, q, sizeof(q)));
 }
 
@@ -124,15 +137,22 @@ static int ctl_parse_size(const struct ctl_word *w, uint64_t *size, char *err, s
 static int ctl_parse_resize(const struct ctl_word *args, int nargs, struct ctl_command *cmd,
                             char *err, size_t errlen)
 {
-    char q[CTL_QUOTE_MAX + 4];
+    char q[CTL_QUOTE_MAX + 4], q2[CTL_QUOTE_MAX + 4];
 
     if (nargs == 0)
         return errf(err, errlen, "resize needs a size, e.g. resize 4G or resize ID 4G");
     if (nargs > 2)
         return errf(err, errlen, "too many words for resize ('%s'); use resize [ID] SIZE",
                     ctl_quote(&args[2], q, sizeof(q)));
-    if (nargs == 2 && ctl_parse_id(&args[0], cmd->id, err, errlen) < 0)
-        return -1;
+    if (nargs == 2) {
+        uint64_t ignored;
+        /* "resize 4G mem0": the size came first (a word like "4X" is a bad size instead). */
+        if (ctl_size_of(&args[0], &ignored) == 0 && !isdigit((unsigned char)args[1].p[0]))
+            return errf(err, errlen, "the device id comes before the size: resize %s %s",
+                        ctl_quote(&args[1], q, sizeof(q)), ctl_quote(&args[0], q2, sizeof(q2)));
+        if (ctl_parse_id(&args[0], cmd->id, err, errlen) < 0)
+            return -1;
+    }
     return ctl_parse_size(&args[nargs - 1], &cmd->size, err, errlen);
 }
 
@@ -552,7 +572,8 @@ static int ctl_socket_in_use(const struct sockaddr_un *addr, char *err, size_t e
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return errf(err, errlen, "cannot create a unix socket: %s", strerror(errno));
+        return errf(err, errlen, "--api-socket %s: cannot create a unix socket: %s", addr->sun_path,
+                    strerror(errno));
     int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
     int e = errno;
     close(fd);
@@ -560,7 +581,10 @@ static int ctl_socket_in_use(const struct sockaddr_un *addr, char *err, size_t e
         return 1;
     if (e == ECONNREFUSED)
         return 0;
-    return errf(err, errlen, "cannot check whether %s is in use: %s", addr->sun_path, strerror(e));
+    return errf(err, errlen,
+                "--api-socket %s: cannot tell whether another process uses this socket (%s); "
+                "remove it or choose another path",
+                addr->sun_path, strerror(e));
 }
 
 /* Make room for our socket at path: refuse anything but a stale socket, remove that. */
@@ -570,25 +594,29 @@ static int ctl_clear_path(const struct sockaddr_un *addr, char *err, size_t errl
     struct stat st;
 
     if (lstat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return errf(err, errlen, "cannot check --api-socket path %s: %s", path, strerror(errno));
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0; /* bind() says what is wrong with the path */
+        return errf(err, errlen, "--api-socket %s: cannot check the path: %s; choose another path",
+                    path, strerror(errno));
     }
     if (!S_ISSOCK(st.st_mode))
         return errf(err, errlen,
-                    "%s exists and is not a socket; remove it or choose another --api-socket "
-                    "path",
-                    path);
+                    "--api-socket %s: %s exists there and is not a socket; remove it or "
+                    "choose another path",
+                    path, S_ISDIR(st.st_mode) ? "a directory" : "a file");
     int used = ctl_socket_in_use(addr, err, errlen);
     if (used < 0)
         return -1;
     if (used)
         return errf(err, errlen,
-                    "another process is listening on %s; stop it or choose another "
-                    "--api-socket path",
+                    "--api-socket %s: another process is listening on it; stop that process or "
+                    "choose another path",
                     path);
     if (unlink(path) < 0 && errno != ENOENT)
-        return errf(err, errlen, "cannot remove the stale socket %s: %s", path, strerror(errno));
+        return errf(err, errlen,
+                    "--api-socket %s: cannot remove the stale socket there (%s); remove it or "
+                    "choose another path",
+                    path, strerror(errno));
     return 0;
 }
 
@@ -607,19 +635,40 @@ static int ctl_bind_private(struct ctl_server *s, const struct sockaddr_un *addr
     int e = errno;
     umask(old);
     if (rc < 0) {
+        const char *path = addr->sun_path;
         if (e == EADDRINUSE)
             return errf(err, errlen,
-                        "%s appeared while minivmm was starting; choose another --api-socket "
-                        "path",
-                        addr->sun_path);
-        return errf(err, errlen, "cannot create the socket %s: %s", addr->sun_path, strerror(e));
+                        "--api-socket %s: the file appeared while minivmm was starting; choose "
+                        "another path",
+                        path);
+        if (e == ENOENT)
+            return errf(err, errlen,
+                        "--api-socket %s: the directory does not exist; create it or choose "
+                        "another path",
+                        path);
+        if (e == ENOTDIR)
+            return errf(err, errlen,
+                        "--api-socket %s: a directory in the path is not a directory; choose "
+                        "another path",
+                        path);
+        if (e == EACCES || e == EPERM || e == EROFS)
+            return errf(err, errlen,
+                        "--api-socket %s: cannot create the socket (%s); choose a path in a "
+                        "directory you can write",
+                        path, strerror(e));
+        return errf(err, errlen, "--api-socket %s: cannot create the socket: %s", path,
+                    strerror(e));
     }
     if (lstat(addr->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-        return errf(err, errlen, "the socket %s vanished right after it was created",
+        return errf(err, errlen,
+                    "--api-socket %s: the socket vanished right after it was created (is another "
+                    "program removing files there?)",
                     addr->sun_path);
     if ((st.st_mode & 07777) != 0600 && chmod(addr->sun_path, 0600) < 0)
-        return errf(err, errlen, "cannot make %s private (mode 0600): %s", addr->sun_path,
-                    strerror(errno));
+        return errf(err, errlen,
+                    "--api-socket %s: cannot make the socket private (mode 0600): %s; choose a "
+                    "path on another filesystem",
+                    addr->sun_path, strerror(errno));
     s->sock_dev = (uint64_t)st.st_dev;
     s->sock_ino = (uint64_t)st.st_ino;
     return 0;
@@ -643,13 +692,16 @@ static int ctl_server_listen(struct ctl_server *s, const struct sockaddr_un *add
 {
     s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->listen_fd < 0)
-        return errf(err, errlen, "cannot create a unix socket: %s", strerror(errno));
+        return errf(err, errlen, "--api-socket %s: cannot create a unix socket: %s", s->path,
+                    strerror(errno));
     if (ctl_clear_path(addr, err, errlen) < 0 || ctl_bind_private(s, addr, err, errlen) < 0)
         return -1;
     if (listen(s->listen_fd, CTL_BACKLOG) < 0)
-        return errf(err, errlen, "cannot listen on %s: %s", s->path, strerror(errno));
+        return errf(err, errlen, "--api-socket %s: cannot listen on the socket: %s", s->path,
+                    strerror(errno));
     if (evloop_add(s->loop, s->listen_fd, EPOLLIN, ctl_server_on_accept, s) < 0)
-        return errf(err, errlen, "cannot watch %s in the event loop: %s", s->path, strerror(errno));
+        return errf(err, errlen, "--api-socket %s: cannot watch the socket: %s", s->path,
+                    strerror(errno));
     return 0;
 }
 

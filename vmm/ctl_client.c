@@ -10,12 +10,14 @@
  */
 #include "vmm/ctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -149,6 +151,12 @@ static int ctl_client_connect(const char *path, int timeout_ms, char *err, size_
         return fd;
     int e = errno;
     close(fd);
+    struct stat st;
+    if (e == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return errf(err, errlen,
+                    "cannot connect to %s: it is a %s, not a socket (give the PATH minivmm was "
+                    "started with: --api-socket PATH)",
+                    path, S_ISDIR(st.st_mode) ? "directory" : "file");
     if (e == EACCES || e == EPERM)
         return errf(err, errlen,
                     "cannot connect to %s: %s (the socket belongs to the user who started "
@@ -308,14 +316,21 @@ static bool ctl_client_args(int argc, char **argv, const char **path, char *line
             *path = argv[++i];
         } else if (options && strncmp(a, opt, sizeof(opt) - 1) == 0 && a[sizeof(opt) - 1] == '=') {
             *path = a + sizeof(opt);
-        } else if (options && a[0] == '-') {
+        } else if (options && a[0] == '-' && !isdigit((unsigned char)a[1])) {
+            /* "-1" is a (bad) size, for the server to refuse; anything else is an option. */
             die_usage("ctl: unknown option '%s'; " CTL_CLIENT_USAGE, a);
         } else if (a[0] != '\0') {
             ctl_client_add_word(line, &len, a);
         }
     }
-    if (!*path || !**path)
+    if (!*path)
         die_usage("ctl: --api-socket PATH is required; " CTL_CLIENT_USAGE);
+    if (!**path)
+        die_usage("ctl: --api-socket: the path is empty; " CTL_CLIENT_USAGE);
+    if (strlen(*path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+        die_usage("ctl: --api-socket path %s is too long (%zu bytes; a unix socket path has at "
+                  "most %zu): give the path minivmm was started with",
+                  *path, strlen(*path), sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
     if (len == 0)
         die_usage("ctl: no command given; " CTL_CLIENT_USAGE);
     return true;

@@ -1,4 +1,5 @@
 /* main.c - minivmm entry point: parse the command line, run the VM. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@ int main(int argc, char **argv)
         break;
     }
     log_verbose = cfg.verbose;
+    /*
+     * Past ulimit -f, growing a memfd or the console file must fail with
+     * EFBIG (reported in one line) instead of killing minivmm with SIGXFSZ.
+     */
+    signal(SIGXFSZ, SIG_IGN);
 
     static struct vm vm;
     vm_create(&vm, &cfg);

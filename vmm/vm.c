@@ -18,6 +18,7 @@
 #include "devices/devices.h"
 #include "vmm/acpi.h"
 #include "vmm/boot.h"
+#include "vmm/cpuid.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -66,7 +67,9 @@ static void open_kvm(struct vm *vm)
     if (max_vcpus <= 0)
         max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
     if (max_vcpus > 0 && vm->cfg->cpus > (unsigned)max_vcpus)
-        die("--cpus %u is more than the %d vCPUs this host's KVM allows", vm->cfg->cpus, max_vcpus);
+        die_usage("--cpus %u is more than the %d vCPUs this host's KVM allows; use --cpus %d or "
+                  "fewer",
+                  vm->cfg->cpus, max_vcpus, max_vcpus);
     vm->tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
     vm->max_memslots = slots > 0 ? (unsigned)slots : 0;
@@ -82,22 +85,81 @@ static void open_kvm(struct vm *vm)
         die("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 }
 
-static uint8_t *read_file(const char *what, const char *path, size_t *len)
+/* Boot RAM must end inside the guest CPU's physical address space, or KVM refuses its slot. */
+static void check_ram_fits(struct vm *vm)
+{
+    struct kvm_cpuid_entry2 *e = cpuid_find(vm->cpuid, 0x80000008, 0);
+    unsigned bits = e ? (e->eax & 0xff) : 0;
+    uint64_t mem = vm->cfg->memory;
+    uint64_t end =
+        mem > LAYOUT_PCI_HOLE_START ? LAYOUT_PCI_HOLE_END + (mem - LAYOUT_PCI_HOLE_START) : mem;
+    if (bits < 32 || bits >= 64 || end <= (1ULL << bits))
+        return;
+    char a[32], b[32];
+    die_usage(
+        "--memory %s: RAM would end at %#llx, above the %u-bit physical address space of "
+        "this host's CPUs; use --memory %s or less",
+        format_size(mem, a, sizeof(a)), (unsigned long long)end, bits,
+        format_size((1ULL << bits) - LAYOUT_PCI_HOLE_END + LAYOUT_PCI_HOLE_START, b, sizeof(b)));
+}
+
+/*
+ * A file given on the command line cannot be used: one line that says why
+ * and what to give instead, exit 2 (the option's value is wrong).
+ */
+__attribute__((noreturn)) static void bad_path(const char *what, const char *path, int e,
+                                               const char *hint)
+{
+    switch (e) {
+    case ENOENT:
+        die_usage("%s %s: no such file; %s", what, path, hint);
+    case ENOTDIR:
+        die_usage("%s %s: a directory in the path is a file; %s", what, path, hint);
+    case EACCES:
+    case EPERM:
+        die_usage("%s %s: permission denied; make it readable for this user or give another "
+                  "file",
+                  what, path);
+    case ELOOP:
+        die_usage("%s %s: too many symbolic links (a loop?); %s", what, path, hint);
+    case EISDIR:
+        die_usage("%s %s is a directory; %s", what, path, hint);
+    default:
+        die_usage("%s %s: cannot open: %s; %s", what, path, strerror(e), hint);
+    }
+}
+
+/* Open a file named by an option: it must be a regular file.  Exits 2 otherwise. */
+static int open_input(const char *what, const char *path, const char *hint, struct stat *st)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        die("%s %s: %s", what, path, strerror(errno));
+        bad_path(what, path, errno, hint);
+    if (fstat(fd, st) < 0)
+        die("%s %s: cannot stat: %s", what, path, strerror(errno));
+    if (S_ISDIR(st->st_mode))
+        bad_path(what, path, EISDIR, hint);
+    if (!S_ISREG(st->st_mode))
+        die_usage("%s %s is not a regular file (a device, pipe or socket); %s", what, path, hint);
+    return fd;
+}
+
+#define KERNEL_HINT "give a bzImage such as /boot/vmlinuz-$(uname -r)"
+
+static uint8_t *read_kernel(const char *path, size_t *len)
+{
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        die("%s %s: not a regular file", what, path);
+    int fd = open_input("--kernel", path, KERNEL_HINT, &st);
     uint8_t *buf = xzalloc((size_t)st.st_size);
     size_t done = 0;
     while (done < (size_t)st.st_size) {
         ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            die("%s %s: read failed: %s", what, path, n < 0 ? strerror(errno) : "short file");
+        if (n < 0)
+            die("--kernel %s: read failed: %s", path, strerror(errno));
+        if (n == 0)
+            break; /* the file shrank: parse what there is */
         done += (size_t)n;
     }
     close(fd);
@@ -105,24 +167,49 @@ static uint8_t *read_file(const char *what, const char *path, size_t *len)
     return buf;
 }
 
+/*
+ * The console file is opened by the serial device much later; open it here
+ * once, before anything is allocated, so that a path that cannot be written
+ * is reported at once as a command-line error.
+ */
+static void check_console_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR)
+        die_usage("--console file=%s: the directory does not exist; create it or choose another "
+                  "file",
+                  path);
+    if (e == EISDIR)
+        die_usage("--console file=%s is a directory; give a file name, e.g. file=%s/console.log",
+                  path, path);
+    if (e == EACCES || e == EPERM || e == EROFS)
+        die_usage("--console file=%s: cannot write it (%s); choose a file you can write", path,
+                  strerror(e));
+    die_usage("--console file=%s: cannot open it for writing: %s", path, strerror(e));
+}
+
 static void load_boot_files(struct vm *vm)
 {
     char err[256];
     struct bzimage_info info;
-    vm->kernel = read_file("--kernel", vm->cfg->kernel_path, &vm->kernel_size);
+    vm->kernel = read_kernel(vm->cfg->kernel_path, &vm->kernel_size);
     if (boot_parse_bzimage(vm->kernel, vm->kernel_size, &info, err, sizeof(err)) < 0)
-        die("--kernel %s %s", vm->cfg->kernel_path, err);
+        die_usage("--kernel %s %s", vm->cfg->kernel_path, err);
 
     vm->initrd_fd = -1;
     if (vm->cfg->initrd_path) {
-        vm->initrd_fd = open(vm->cfg->initrd_path, O_RDONLY | O_CLOEXEC);
         struct stat st;
-        if (vm->initrd_fd < 0)
-            die("--initrd %s: %s", vm->cfg->initrd_path, strerror(errno));
-        if (fstat(vm->initrd_fd, &st) < 0 || !S_ISREG(st.st_mode))
-            die("--initrd %s: not a regular file", vm->cfg->initrd_path);
+        vm->initrd_fd = open_input("--initrd", vm->cfg->initrd_path,
+                                   "give an initramfs file, or leave --initrd out", &st);
         vm->initrd_size = (uint64_t)st.st_size;
     }
+    if (vm->cfg->console == CONSOLE_FILE)
+        check_console_file(vm->cfg->console_path);
 }
 
 static void on_stop_event(void *opaque, uint32_t events)
@@ -200,6 +287,7 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
 
     load_boot_files(vm);
     open_kvm(vm);
+    check_ram_fits(vm);
     setup_main_loop(vm);
 
     mm_map_init(&vm->mem);
@@ -216,7 +304,7 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     if (cfg->api_socket) {
         if (ctl_server_open(&vm->ctl, cfg->api_socket, &vm->loop, &vm_ctl_handlers, vm, err,
                             sizeof(err)) < 0)
-            die("--api-socket %s: %s", cfg->api_socket, err);
+            die_usage("%s", err); /* the message names --api-socket and the fix */
         vm->ctl_open = true;
     }
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
 
 #include "vmm/config.h"
@@ -64,6 +65,32 @@ static void test_size_rejects(void **state)
     size_bad("18446744073709551616"); /* 2^64 */
     size_bad("99999999999999999999999");
     size_bad("18014398509481984K"); /* 2^54 KiB = 2^64 */
+}
+
+/* Failures say which: not a size (EINVAL) or a size too large for 64 bits (ERANGE). */
+static void size_errno(const char *s, int want)
+{
+    uint64_t got = 12345;
+    errno = 0;
+    if (config_parse_size(s, 1, &got) == 0)
+        fail_msg("'%s' was accepted as %llu", s, (unsigned long long)got);
+    if (errno != want)
+        fail_msg("'%s': errno %d, want %d", s, errno, want);
+    assert_int_equal(got, 12345);
+}
+
+static void test_size_errno(void **state)
+{
+    (void)state;
+    size_errno("", EINVAL);
+    size_errno("-1", EINVAL);
+    size_errno("1X", EINVAL);
+    size_errno("0x", EINVAL);
+    size_errno("99999999999999999999X", EINVAL); /* bad syntax wins over overflow */
+    size_errno("16E", ERANGE);
+    size_errno("99999999T", ERANGE);
+    size_errno("18446744073709551616", ERANGE);
+    size_errno("0x10000000000000000", ERANGE);
 }
 
 static void test_size_limits(void **state)
@@ -157,7 +184,7 @@ static void expect_error(const char *needle, ...)
     argv[argc] = NULL;
 
     struct vm_config cfg;
-    char err[256] = "";
+    char err[512] = "";
     if (config_parse(&cfg, argc, argv, err, sizeof(err)) != CONFIG_ERROR)
         fail_msg("accepted a command line that should fail with '%s'", needle);
     if (!strstr(err, needle))
@@ -186,6 +213,112 @@ static void test_errors(void **state)
     expect_error("--memory needs a value", "--kernel", "k", "--memory", NULL);
     expect_error("unexpected argument 'extra'", "--kernel", "k", "extra", NULL);
     expect_error("--kernel: the path is empty", "--kernel", "", NULL);
+}
+
+/* Messages that name the right option and say how to fix the value. */
+static void test_error_messages(void **state)
+{
+    (void)state;
+    /* An option that takes no value, given one: named, not "unknown". */
+    expect_error("--no-reboot takes no value; remove '=1'", "--kernel", "k", "--no-reboot=1", NULL);
+    expect_error("--verbose takes no value", "--kernel", "k", "--verbose=yes", NULL);
+    /* An abbreviation that fits several options. */
+    expect_error("option '--v' is ambiguous (it could be --virtio-mem, --virtio-mmio-cmdline, "
+                 "--verbose, --version); spell it out",
+                 "--kernel", "k", "--v", NULL);
+    expect_error("option '--virtio-m' is ambiguous", "--kernel", "k", "--virtio-m=1", NULL);
+    expect_error("unknown option '-x' (options are long", "--kernel", "k", "-x", NULL);
+    expect_error("unknown option '--foo=bar'", "--kernel", "k", "--foo=bar", NULL);
+    /* A missing value: the full option name, even for an abbreviation. */
+    expect_error("--memory needs a value", "--kernel", "k", "--mem", NULL);
+    /* The next option is not taken as the value. */
+    expect_error("--kernel needs a value before --memory", "--kernel", "--memory", "1G", NULL);
+    expect_error("--initrd needs a value before --cpus=2", "--kernel", "k", "--initrd", "--cpus=2",
+                 NULL);
+    /* Sizes too large for 64 bits are too large, not "not a size". */
+    expect_error("--memory: 99999999T is more than 64T", "--kernel", "k", "--memory", "99999999T",
+                 NULL);
+    expect_error("--memory: 16E is more than 64T", "--kernel", "k", "--memory", "16E", NULL);
+    /* Too large beats misaligned. */
+    expect_error("--memory: 15.99999999999E is more than 64T", "--kernel", "k", "--memory",
+                 "15.99999999999E", NULL);
+    expect_error("--memory: 33.3 is not a multiple of 4K (the page size); use e.g. --memory 33M",
+                 "--kernel", "k", "--memory", "33.3", NULL);
+    expect_error("--cpus: 99999999999999999999 is out of range", "--kernel", "k", "--cpus",
+                 "99999999999999999999", NULL);
+    /* A socket path that cannot fit in sun_path is refused before anything starts. */
+    char path[200];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    expect_error("is too long (199 bytes; a unix socket path has at most 107)", "--kernel", "k",
+                 "--api-socket", path, NULL);
+    path[107] = '\0';
+    struct vm_config cfg;
+    char err[256];
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--api-socket", path, NULL),
+                     CONFIG_OK);
+}
+
+static void test_virtio_mem_messages(void **state)
+{
+    (void)state;
+#define VM_ERR(needle, value) expect_error(needle, "--kernel", "k", "--virtio-mem", value, NULL)
+    /* The values as the user wrote them, not rounded ("1.0 GiB"), and a value that works. */
+    VM_ERR("size=1025M is not a multiple of block-size=2M (the default); use e.g. size=1G",
+           "size=1025M");
+    VM_ERR("size=1M is not a multiple of block-size=2M (the default); use e.g. size=2M", "size=1M");
+    VM_ERR("size=1G is not a multiple of block-size=2G; use e.g. size=2G", "size=1G,block-size=2G");
+    VM_ERR("block-size=0 must be a power of two of at least 4K (e.g. block-size=2M)",
+           "size=1G,block-size=0");
+    VM_ERR("size must not be 0 (e.g. size=4G)", "size=0");
+    VM_ERR("size=99999999T is too large", "size=99999999T");
+    VM_ERR("size=8E is larger than the guest-physical address space", "size=8E");
+    VM_ERR("requested=2G is larger than size=1G; lower requested= or raise size=",
+           "size=1G,requested=2G");
+    VM_ERR("requested=1M is not a multiple of block-size=2M (the default); use e.g. requested=2M",
+           "size=1G,requested=1M");
+    VM_ERR("requested=3M is not a multiple of block-size=2M (the default); use e.g. requested=4M",
+           "size=4M,requested=3M");
+    VM_ERR("addr=0x108000000 must be a multiple of 128M and of block-size; use e.g. "
+           "addr=0x140000000",
+           "size=1G,block-size=1G,addr=0x108000000");
+    VM_ERR("use addr=4G or higher, or leave addr= out", "size=1G,addr=0x1000");
+    VM_ERR("size is given twice (size=1G and size=2G); give it once", "size=1G,size=2G");
+    VM_ERR("backend=hugetlbfs needs the directory of a hugetlbfs mount, e.g. "
+           "backend=hugetlbfs=/dev/hugepages",
+           "size=1G,backend=hugetlbfs");
+#undef VM_ERR
+    expect_error("id 'mem1' is used twice; give each device its own id=", "--kernel", "k",
+                 "--virtio-mem", "size=1G,id=mem1", "--virtio-mem", "size=1G", NULL);
+}
+
+/* Regions with addr= may not overlap each other or boot RAM, wherever --memory is given. */
+static void test_virtio_mem_layout(void **state)
+{
+    (void)state;
+    struct vm_config cfg;
+    char err[256];
+    expect_error("--virtio-mem mem1: [0x200000000, 0x240000000) overlaps mem0 [0x200000000, "
+                 "0x240000000); use addr=0x240000000",
+                 "--kernel", "k", "--virtio-mem", "size=1G,addr=8G", "--virtio-mem",
+                 "size=1G,addr=8G", NULL);
+    expect_error("--virtio-mem b: [0x240000000, 0x280000000) overlaps a [0x200000000, "
+                 "0x280000000); use addr=0x280000000",
+                 "--kernel", "k", "--virtio-mem", "size=2G,addr=8G,id=a", "--virtio-mem",
+                 "size=1G,addr=9G,id=b", NULL);
+    expect_error("--virtio-mem mem0: addr=0x100000000 is inside boot RAM, which --memory 8G "
+                 "places up to 0x240000000; use addr=0x240000000 or higher",
+                 "--kernel", "k", "--virtio-mem", "size=1G,addr=4G", "--memory", "8G", NULL);
+    /* Touching is not overlapping; regions without addr= are placed later. */
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--memory", "5G",
+                           "--virtio-mem", "size=1G,addr=6G", "--virtio-mem", "size=1G,addr=7G",
+                           "--virtio-mem", "size=1G", NULL),
+                     CONFIG_OK);
+    /* RAM up to 3G stays below 4G: any addr= from 4G is free. */
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--memory", "3G",
+                           "--virtio-mem", "size=1G,addr=4G", NULL),
+                     CONFIG_OK);
 }
 
 static void test_cpus_range(void **state)
@@ -254,16 +387,19 @@ static void test_virtio_mem_errors(void **state)
     VM_ERR("'size' is not key=value", "size");
     VM_ERR("'=4G' is not key=value", "=4G");
     VM_ERR("unknown key 'colour'", "size=4G,colour=blue");
-    VM_ERR("block-size=3 MiB must be a power of two", "size=3G,block-size=3M");
-    VM_ERR("block-size=2 KiB must be a power of two of at least 4K", "size=4G,block-size=2K");
-    VM_ERR("size=5 MiB is not a multiple of block-size=2 MiB", "size=5M");
-    VM_ERR("requested=8 GiB is larger than size=4 GiB", "size=4G,requested=8G");
-    VM_ERR("requested=3 MiB is not a multiple of block-size=2 MiB", "size=4G,requested=3M");
-    VM_ERR("addr=0x40000000 is below 4G", "size=4G,addr=1G");
-    VM_ERR("must be a multiple of 128M", "size=4G,addr=0x100200000");
-    VM_ERR("addr + size wraps around", "size=4G,addr=0xfffffffff8000000");
+    VM_ERR("block-size=3M must be a power of two", "size=3G,block-size=3M");
+    VM_ERR("block-size=2K must be a power of two of at least 4K", "size=4G,block-size=2K");
+    VM_ERR("size=5M is not a multiple of block-size=2M (the default); use e.g. size=4M", "size=5M");
+    VM_ERR("requested=8G is larger than size=4G", "size=4G,requested=8G");
+    VM_ERR("requested=3M is not a multiple of block-size=2M (the default); use e.g. requested=4M",
+           "size=4G,requested=3M");
+    VM_ERR("addr=1G is below 4G", "size=4G,addr=1G");
+    VM_ERR("must be a multiple of 128M and of block-size; use e.g. addr=0x108000000",
+           "size=4G,addr=0x100200000");
+    VM_ERR("ends above 4P", "size=4G,addr=0xfffffffff8000000");
     VM_ERR("backend='disk' is not a backend", "size=4G,backend=disk");
-    VM_ERR("backend='hugetlbfs=' is not a backend", "size=4G,backend=hugetlbfs=");
+    VM_ERR("backend=hugetlbfs needs the directory of a hugetlbfs mount",
+           "size=4G,backend=hugetlbfs=");
     VM_ERR("prealloc='yes' must be on or off", "size=4G,prealloc=yes");
     VM_ERR("backend=hugetlbfs needs prealloc=on", "size=4G,backend=hugetlbfs=/h,prealloc=off");
     VM_ERR("id='a b' must be 1 to 31 letters", "size=4G,id=a b");
@@ -284,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_size_suffixes),
         cmocka_unit_test(test_size_rejects),
         cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_size_errno),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_options),
         cmocka_unit_test(test_help_version),
@@ -291,6 +428,9 @@ int main(void)
         cmocka_unit_test(test_cpus_range),
         cmocka_unit_test(test_virtio_mem_defaults),
         cmocka_unit_test(test_virtio_mem_errors),
+        cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_virtio_mem_messages),
+        cmocka_unit_test(test_virtio_mem_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,7 +94,14 @@ static void test_parse_errors(void **state)
     parse_err("resize a b c d e", "too many words for resize ('c'); use resize [ID] SIZE");
     parse_err("resize 4X", "'4X' is not a size (e.g. 4G, 1536M)");
     parse_err("resize -1", "'-1' is not a size (e.g. 4G, 1536M)");
-    parse_err("resize 16E", "'16E' is not a size (e.g. 4G, 1536M)"); /* 2^64 */
+    parse_err("resize 16E", "'16E' is too large for a size (e.g. 4G, 1536M)"); /* 2^64 */
+    parse_err("resize 99999999999999999999", "'99999999999999999999' is too large for a size "
+                                             "(e.g. 4G, 1536M)");
+    parse_err("resize 99999999999999999999X", "'99999999999999999999X' is not a size (e.g. 4G, "
+                                              "1536M)");
+    /* The size given before the id. */
+    parse_err("resize 4G mem0", "the device id comes before the size: resize mem0 4G");
+    parse_err("resize 4G 4X", "'4X' is not a size (e.g. 4G, 1536M)");
     parse_err("resize mem0", "'mem0' is not a size (e.g. 4G, 1536M)");
     parse_err("resize mem0 lots", "'lots' is not a size (e.g. 4G, 1536M)");
     parse_err("resize mem/0 4G", "'mem/0' is not a device id (1 to 63 characters of A-Z, a-z, "
@@ -716,7 +723,8 @@ static void test_server_refuses_other_files(void **state)
     assert_int_equal(write(fd, "keep", 4), 4);
     close(fd);
     snprintf(want, sizeof(want),
-             "%s exists and is not a socket; remove it or choose another --api-socket path",
+             "--api-socket %s: a file exists there and is not a socket; remove it or choose "
+             "another path",
              fx.path);
     expect_open_error(fx.path, want);
     assert_int_equal(lstat(fx.path, &st), 0);
@@ -729,12 +737,15 @@ static void test_server_refuses_other_files(void **state)
     snprintf(other, sizeof(other), "%s/other", fx.dir);
     assert_int_equal(mkdir(other, 0700), 0);
     snprintf(want, sizeof(want),
-             "%s exists and is not a socket; remove it or choose another --api-socket path", other);
+             "--api-socket %s: a directory exists there and is not a socket; remove it or "
+             "choose another path",
+             other);
     expect_open_error(other, want);
     rmdir(other);
     assert_int_equal(symlink("/dev/null", fx.path), 0);
     snprintf(want, sizeof(want),
-             "%s exists and is not a socket; remove it or choose another --api-socket path",
+             "--api-socket %s: a file exists there and is not a socket; remove it or choose "
+             "another path",
              fx.path);
     expect_open_error(fx.path, want);
     unlink(fx.path);
@@ -754,8 +765,19 @@ static void test_server_bad_paths(void **state)
     expect_open_error(path, want);
     expect_open_error("", "--api-socket: the path is empty");
     expect_open_error("/nonexistent-minivmm-dir/api.sock",
-                      "cannot create the socket /nonexistent-minivmm-dir/api.sock: No such file "
-                      "or directory");
+                      "--api-socket /nonexistent-minivmm-dir/api.sock: the directory does not "
+                      "exist; create it or choose another path");
+    /* A path through a regular file. */
+    char through[300];
+    int fd = open(fx.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(through, sizeof(through), "%s/api.sock", fx.path);
+    snprintf(want, sizeof(want),
+             "--api-socket %s: a directory in the path is not a directory; choose another path",
+             through);
+    expect_open_error(through, want);
+    unlink(fx.path);
 }
 
 static void test_server_replaces_stale_socket(void **state)
@@ -789,7 +811,8 @@ static void test_server_refuses_live_socket(void **state)
     char want[512];
     fx_open();
     snprintf(want, sizeof(want),
-             "another process is listening on %s; stop it or choose another --api-socket path",
+             "--api-socket %s: another process is listening on it; stop that process or choose "
+             "another path",
              fx.path);
     expect_open_error(fx.path, want);
     /* The first server and its file are untouched. */
@@ -1005,6 +1028,9 @@ static void test_client_main(void **state)
                "{\"error\": \"no virtio-mem device 'bad'\"}\n", "");
     expect_run((char *[]){"ctl", eq, "resize", "lots", NULL}, 1,
                "{\"error\": \"'lots' is not a size (e.g. 4G, 1536M)\"}\n", "");
+    /* A negative number is a bad size for the server to refuse, not an unknown option. */
+    expect_run((char *[]){"ctl", eq, "resize", "-1", NULL}, 1,
+               "{\"error\": \"'-1' is not a size (e.g. 4G, 1536M)\"}\n", "");
     expect_run((char *[]){"ctl", eq, "--", "frob", "-x", NULL}, 1,
                "{\"error\": \"unknown command 'frob'; commands: " COMMANDS "\"}\n", "");
     expect_run((char *[]){"ctl", eq, "shutdown", NULL}, 0, "{}\n", "");
@@ -1025,7 +1051,19 @@ static void test_client_usage(void **state)
     expect_run((char *[]){"ctl", "--api-socket", p, NULL}, 2, "",
                "minivmm: ctl: no command given; " USAGE "\n");
     expect_run((char *[]){"ctl", "--api-socket=", "status", NULL}, 2, "",
-               "minivmm: ctl: --api-socket PATH is required; " USAGE "\n");
+               "minivmm: ctl: --api-socket: the path is empty; " USAGE "\n");
+    expect_run((char *[]){"ctl", "--api-socket", "", "status", NULL}, 2, "",
+               "minivmm: ctl: --api-socket: the path is empty; " USAGE "\n");
+    /* A path that cannot be a socket's is a usage error, found before connecting. */
+    char longpath[200], want[400];
+    memset(longpath, 'p', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    snprintf(want, sizeof(want),
+             "minivmm: ctl: --api-socket path %s is too long (199 bytes; a unix socket path has "
+             "at most 107): give the path minivmm was started with\n",
+             longpath);
+    expect_run((char *[]){"ctl", "--api-socket", longpath, "status", NULL}, 2, "", want);
     expect_run((char *[]){"ctl", "status", "--api-socket", NULL}, 2, "",
                "minivmm: ctl: --api-socket needs a path; " USAGE "\n");
     expect_run((char *[]){"ctl", "--api-socket", p, "--force", "status", NULL}, 2, "",
@@ -1047,6 +1085,22 @@ static void test_client_unreachable(void **state)
     (void)state;
     char want[600];
     char *p = fx.path;
+
+    /* A regular file or a directory at the path: said so, not "Connection refused". */
+    int rfd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(rfd >= 0);
+    close(rfd);
+    snprintf(want, sizeof(want),
+             "minivmm: cannot connect to %s: it is a file, not a socket (give the PATH minivmm "
+             "was started with: --api-socket PATH)\n",
+             p);
+    expect_run((char *[]){"ctl", "--api-socket", p, "status", NULL}, 1, "", want);
+    unlink(p);
+    snprintf(want, sizeof(want),
+             "minivmm: cannot connect to %s: it is a directory, not a socket (give the PATH "
+             "minivmm was started with: --api-socket PATH)\n",
+             fx.dir);
+    expect_run((char *[]){"ctl", "--api-socket", fx.dir, "status", NULL}, 1, "", want);
 
     /* Nothing at the path. */
     snprintf(want, sizeof(want),
