@@ -401,7 +401,9 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
         return errf(err, errlen, "%s: %s", m->name, why);
     if (o->block_size < m->backing.page_size)
         return errf(err, errlen,
-                    "%s: block-size must be at least the backing's page size (%llu KiB)", m->name,
+                    "%s: block-size must be at least the backing's page size (%llu KiB); use "
+                    "block-size=%lluK or larger",
+                    m->name, (unsigned long long)(m->backing.page_size / KiB),
                     (unsigned long long)(m->backing.page_size / KiB));
     if (mm_discard_require(&vm->mem.discard, MM_DISCARD_COORDINATED, m->name, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s", why);

@@ -49,7 +49,10 @@ int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *info
                     "is an ELF vmlinux, not a bzImage: give the compressed kernel "
                     "(arch/x86/boot/bzImage or /boot/vmlinuz-*)");
     if (len < SETUP_HEADER_OFFSET + sizeof(hdr))
-        return errf(err, errlen, "is too small (%zu bytes) to be a Linux bzImage", len);
+        return errf(err, errlen,
+                    "is too small (%zu bytes) to be a Linux bzImage; give a kernel such as "
+                    "/boot/vmlinuz-*",
+                    len);
     memcpy(&hdr, img + SETUP_HEADER_OFFSET, sizeof(hdr));
     if (hdr.boot_flag != BOOT_FLAG_MAGIC || hdr.header != HDRS_MAGIC)
         return errf(err, errlen,
@@ -69,7 +72,10 @@ int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *info
     size_t sects = hdr.setup_sects ? hdr.setup_sects : DEFAULT_SETUP_SECTS;
     size_t setup = (sects + 1) * SECTOR_SIZE;
     if (setup >= len)
-        return errf(err, errlen, "is truncated: the setup code (%zu bytes) fills the file", setup);
+        return errf(err, errlen,
+                    "is truncated: the setup code (%zu bytes) fills the file (a partial copy?); "
+                    "give the complete bzImage",
+                    setup);
 
     info->protocol = hdr.version;
     info->setup_size = setup;
@@ -234,9 +240,13 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
         if ((uint64_t)info.initrd_addr_max + 1 < limit)
             limit = (uint64_t)info.initrd_addr_max + 1;
         if (args->initrd_size > limit)
-            return errf(err, errlen,
-                        "the initrd (%s) is larger than the RAM below 4 GiB; raise --memory",
-                        format_size(args->initrd_size, s1, sizeof(s1)));
+            return errf(err, errlen, "the initrd (%s) is larger than the %s where it must lie; %s",
+                        format_size(args->initrd_size, s1, sizeof(s1)),
+                        limit == mem->low_ram_end ? "RAM below the 32-bit PCI hole"
+                                                  : "memory below this kernel's initrd_addr_max",
+                        limit == mem->low_ram_end && mem->ram_size == mem->low_ram_end
+                            ? "raise --memory"
+                            : "use a smaller initrd");
         uint64_t addr = ALIGN_DOWN(limit - args->initrd_size, 4096);
         if (addr < kernel_end)
             return errf(
