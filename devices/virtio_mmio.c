@@ -648,7 +648,8 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *reason)
     if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
         return; /* reported already; the driver has not reset the device yet */
     t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-    warn("%s: %s; the device needs a reset", t->name, reason);
+    /* Rate-limited: a guest can reset and break the device again at will. */
+    warn_limited("%s: %s; the device needs a reset", t->name, reason);
     if (t->status & VIRTIO_STATUS_DRIVER_OK)
         virtio_mmio_config_changed(t, true);
 }

@@ -191,7 +191,9 @@ void virtio_mmio_config_changed(struct virtio_mmio *t, bool notify);
 /*
  * Locked.  The driver broke the protocol (bad chain, bad request size):
  * set DEVICE_NEEDS_RESET and notify a config change, as QEMU's virtio_error
- * does.  reason goes to stderr once.  Queues are not used until a reset.
+ * does.  reason goes to stderr once per reset, and at most WARN_LIMIT
+ * times in all (warn_limited: a guest can break the device at will).
+ * Queues are not used until a reset.
  */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *t, const char *reason);
 
