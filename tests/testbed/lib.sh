@@ -149,8 +149,26 @@ diagnose_vm() {
 	dmesg | tail -n 15 | sed 's/^/# /'
 }
 
+# Testbed quirk (testbed.md, section 10): now and then the nested guest resets
+# itself with no guest error, which minivmm sees as a triple fault.  Guest
+# output files are /tmp/*.out (a test that expects a triple fault writes
+# elsewhere).  Prints the files that show one.
+spurious_resets() {
+	grep -l "the guest triple-faulted" /tmp/*.out 2>/dev/null
+}
+
+# finish: the TAP plan; exit status the number of failed checks, or 125 (a
+# testbed failure, which tests/testbed/run retries once) when checks failed
+# after the nested guest reset itself.
 finish() {
 	echo "1..$checks"
-	[ "$failures" -eq 0 ] || echo "# $failures of $checks checks failed"
+	[ "$failures" -eq 0 ] && exit 0
+	echo "# $failures of $checks checks failed"
+	resets=$(spurious_resets)
+	if [ -n "$resets" ]; then
+		echo "# testbed failure: the nested guest reset itself (triple fault at no fault of" \
+			"the guest) in: $(echo $resets)"
+		exit 125
+	fi
 	exit "$failures"
 }

@@ -25,14 +25,14 @@ check "panic: nothing of the console on stdout" [ "$(grep -vc ' RC: ' /tmp/panic
 [ "$failures" -eq 0 ] || { show_output /tmp/panic.out; sed 's/^/# /' /tmp/panic.console; }
 
 # A kernel whose entry point is ud2 with no IDT: triple fault at once.
-timeout 30 minivmm --kernel /t/images/triple-fault.bzImage --console none >/tmp/crash.out 2>&1
+timeout 30 minivmm --kernel /t/images/triple-fault.bzImage --console none >/tmp/crash.log 2>&1
 rc=$?
 check "triple fault: minivmm exits 1" [ "$rc" = 1 ]
-check "triple fault: one line names the problem" grep -q "vCPU 0: the guest triple-faulted" /tmp/crash.out
+check "triple fault: one line names the problem" grep -q "vCPU 0: the guest triple-faulted" /tmp/crash.log
 # On AMD, KVM reinitialises the vCPU at a shutdown intercept, so the dump shows
 # the reset state (rip fff0) rather than the faulting one; minivmm says so.
-check "triple fault: the registers are printed" grep -q "^  rip=[0-9a-f]\{16\} rsp=" /tmp/crash.out
-[ "$failures" -eq 0 ] || { echo "# --- crash output ---"; sed 's/^/# /' /tmp/crash.out; }
+check "triple fault: the registers are printed" grep -q "^  rip=[0-9a-f]\{16\} rsp=" /tmp/crash.log
+[ "$failures" -eq 0 ] || { echo "# --- crash output ---"; sed 's/^/# /' /tmp/crash.log; }
 
 # The console's reader stalls and stdin is a closed pipe (echo x | minivmm):
 # the pipe to the reader is already full (64 KiB, what a Linux pipe holds)
