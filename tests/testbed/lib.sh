@@ -51,15 +51,26 @@ run_guest() {
 
 # stop_after NAME PATTERN COUNT: wait (up to GUEST_TIMEOUT) until the output
 # of the run_guest running in the background has COUNT lines equal to
-# PATTERN, then stop minivmm with SIGTERM.  Returns 1 on timeout.
+# PATTERN, then stop minivmm with SIGTERM.  Returns 1 on timeout, or if
+# minivmm is still there 30 s after SIGTERM (it is then killed, so that the
+# scenario's wait ends).
 stop_after() {
 	i=0
 	while [ "$(count "$2" "/tmp/$1.out")" -lt "$3" ]; do
 		i=$((i + 1))
-		[ "$i" -le "$GUEST_TIMEOUT" ] || { killall minivmm; return 1; }
+		[ "$i" -le "$GUEST_TIMEOUT" ] || { stop_minivmm; return 1; }
 		sleep 1
 	done
-	killall minivmm
+	stop_minivmm
+}
+no_minivmm() { ! pidof minivmm >/dev/null; }
+stop_minivmm() {
+	killall minivmm 2>/dev/null
+	wait_until 30 no_minivmm && return 0
+	echo "# minivmm did not end within 30 s of SIGTERM"
+	vm_pid=$(pidof minivmm | cut -d' ' -f1) diagnose_vm
+	killall -KILL minivmm 2>/dev/null
+	return 1
 }
 
 # start_vm NAME TEST [MINIVMM OPTIONS...]: boot the default guest with

@@ -92,6 +92,10 @@ sigblk=${sigblk:-0}
 check "console writer thread blocks SIGINT, SIGTERM and SIGHUP ($sigblk)" \
 	[ $((0x$sigblk & 0x4003)) = $((0x4003)) ]
 echo go >/tmp/stall.go
+# Now that its output is read, minivmm finishes; never wait for it forever.
+vm_gone() { ! kill -0 "$vm_pid" 2>/dev/null; }
+check "stalled reader: minivmm ends once its output is read" wait_until 120 vm_gone
+kill -KILL "$vm_pid" 2>/dev/null
 wait
 vm_pid=
 check "stalled reader: minivmm exits 0 when the guest powers off" \
