@@ -84,7 +84,7 @@ bench: testbed-prepare
 clean:
 	rm -rf build/obj build/tests minivmm
 
-FORMAT_FILES = $(SRCS) $(wildcard */*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c)
+FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -14,8 +14,8 @@
  *
  * The rules come from shared/docs/virtio-mem-and-vfio.md (§1, §2, §3.4,
  * §7.3-7.5), VIRTIO 1.2 §5.15 and §4.2.  Wire values, register offsets and
- * config offsets are written out here from the spec on purpose, not taken
- * from the device's headers, so that a wrong constant there shows up here.
+ * config offsets come from virtio_spec.h, written out from the spec on
+ * purpose, not taken from the device's headers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,76 +41,10 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
-/* ---- VIRTIO 1.2 §5.15.6 (doc §2.5, §8) ---- */
-#define REQ_PLUG       0
-#define REQ_UNPLUG     1
-#define REQ_UNPLUG_ALL 2
-#define REQ_STATE      3
-#define RESP_ACK       0
-#define RESP_NACK      1
-#define RESP_BUSY      2
-#define RESP_ERROR     3
-#define S_PLUGGED      0
-#define S_UNPLUGGED    1
-#define S_MIXED        2
-#define REQ_LEN        24 /* request: type@0, padding@2, addr@8, nb_blocks@16, padding@18 */
-#define RESP_LEN       10 /* response: type@0, padding@2, state@8 */
+#include "tests/unit/test_vm.h"
+#include "tests/unit/virtio_spec.h"
 
-#define F_UNPLUGGED_INACCESSIBLE (1u << 1) /* VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
-#define F_VERSION_1_HIGH         1u        /* VIRTIO_F_VERSION_1 (bit 32) in the high word */
-#define DEVICE_ID_MEM            24
-
-/* ---- struct virtio_mem_config offsets (doc §2.2) ---- */
-#define CFG_BLOCK_SIZE  0x00
-#define CFG_NODE_ID     0x08
-#define CFG_ADDR        0x10
-#define CFG_REGION_SIZE 0x18
-#define CFG_USABLE      0x20
-#define CFG_PLUGGED     0x28
-#define CFG_REQUESTED   0x30
-
-/* ---- virtio-mmio registers (VIRTIO 1.2 §4.2.2, doc §3.1) ---- */
-#define REG_MAGIC           0x000
-#define REG_DEVICE_ID       0x008
-#define REG_DEVICE_FEATURES 0x010
-#define REG_DEVICE_FEAT_SEL 0x014
-#define REG_DRIVER_FEATURES 0x020
-#define REG_DRIVER_FEAT_SEL 0x024
-#define REG_QUEUE_SEL       0x030
-#define REG_QUEUE_NUM_MAX   0x034
-#define REG_QUEUE_NUM       0x038
-#define REG_QUEUE_READY     0x044
-#define REG_QUEUE_NOTIFY    0x050
-#define REG_INT_STATUS      0x060
-#define REG_INT_ACK         0x064
-#define REG_STATUS          0x070
-#define REG_QUEUE_DESC_LO   0x080
-#define REG_QUEUE_DESC_HI   0x084
-#define REG_QUEUE_DRIVER_LO 0x090
-#define REG_QUEUE_DRIVER_HI 0x094
-#define REG_QUEUE_DEVICE_LO 0x0a0
-#define REG_QUEUE_DEVICE_HI 0x0a4
-#define REG_CONFIG_GEN      0x0fc
-#define REG_CONFIG          0x100
-
-#define ST_ACK         1u
-#define ST_DRIVER      2u
-#define ST_DRIVER_OK   4u
-#define ST_FEATURES_OK 8u
-#define ST_NEEDS_RESET 64u
-#define ST_LIVE        (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK)
-
-#define INT_USED   1u
-#define INT_CONFIG 2u
-
-/* ---- split ring layout (VIRTIO 1.2 §2.7) ---- */
-#define D_SIZE  16
-#define F_NEXT  1
-#define F_WRITE 2
-#define A_IDX   2
-#define A_RING  4
-#define U_IDX   2
-#define U_RING  4
+#define ST_LIVE (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK)
 
 /* ---- the test VM ---- */
 #define RAM_SIZE    (64 * MiB)
@@ -146,8 +80,6 @@ struct fixture {
     uint16_t avail_idx;  /* the driver's copy of avail->idx */
 };
 
-/* ---- fixture ---- */
-
 static struct virtio_mem_options mem_opts(const char *id, uint64_t size, uint64_t block,
                                           uint64_t requested)
 {
@@ -177,21 +109,10 @@ static struct virtio_mem *new_mem(struct fixture *fx, const struct virtio_mem_op
 /* A VM without KVM and without a virtio-mem device. */
 static int setup_bare(void **state)
 {
-    char err[256];
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    struct vm *vm = &fx->vm;
-    vm->vm_fd = -1;
-    vm->kvm_fd = -1;
-    vm->cfg = &fx->cfg;
-    mm_map_init(&vm->mem);
-    if (mm_map_setup_ram(&vm->mem, RAM_SIZE, err, sizeof(err)) < 0)
-        fail_msg("mm_map_setup_ram: %s", err);
-    bus_init(&vm->pio, "pio");
-    bus_init(&vm->mmio, "mmio");
-    assert_int_equal(evloop_init(&vm->loop), 0);
-    vm->devices_tail = &vm->devices;
-    fx->base_slots = mm_slot_count(&vm->mem);
+    test_vm_init(&fx->vm, &fx->cfg, RAM_SIZE);
+    fx->base_slots = mm_slot_count(&fx->vm.mem);
     *state = fx;
     return 0;
 }
@@ -209,20 +130,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    for (struct device *d = fx->vm.devices, *next; d; d = next) {
-        next = d->next;
-        d->ops->destroy(d); /* frees the virtio_mem */
-    }
+    test_vm_destroy(&fx->vm); /* the devices free the virtio_mem */
     free(fx->cpuid);
-    bus_destroy(&fx->vm.pio);
-    bus_destroy(&fx->vm.mmio);
-    mm_map_destroy(&fx->vm.mem);
-    evloop_destroy(&fx->vm.loop);
     free(fx);
     return 0;
 }
-
-/* ---- requests, called directly as the queue handler does (lock held) ---- */
 
 static int send_req(struct fixture *fx, const struct virtio_mem_req *req, uint16_t *state)
 {
@@ -287,8 +199,6 @@ static void system_reset(struct fixture *fx)
     fx->m->transport.dev.ops->reset(&fx->m->transport.dev);
 }
 
-/* ---- the guest's view: MMIO accesses as a vCPU's exit would make them ---- */
-
 static uint32_t mmio_read32(struct fixture *fx, uint64_t off)
 {
     uint8_t b[4];
@@ -332,8 +242,6 @@ static void run_loop(struct fixture *fx)
     while (evloop_run_once(&fx->vm.loop, 0) > 0) {
     }
 }
-
-/* ---- the operator's view: virtio_mem_status() JSON ---- */
 
 static const char *status_field(struct json *j, struct fixture *fx, const char *key)
 {
@@ -427,8 +335,6 @@ static bool block_is_zero(struct fixture *fx, uint64_t gpa)
             return false;
     return true;
 }
-
-/* ---- the driver: Linux's init sequence (doc §3.4) and the ring in guest RAM ---- */
 
 static void put16(struct fixture *fx, uint64_t gpa, uint16_t v)
 {

@@ -34,51 +34,8 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
-/* ---- VIRTIO 1.2 §4.2.2 register offsets and values ---- */
-#define REG_MAGIC           0x000
-#define REG_VERSION         0x004
-#define REG_DEVICE_ID       0x008
-#define REG_VENDOR_ID       0x00c
-#define REG_DEVICE_FEATURES 0x010
-#define REG_DEVICE_FEAT_SEL 0x014
-#define REG_DRIVER_FEATURES 0x020
-#define REG_DRIVER_FEAT_SEL 0x024
-#define REG_QUEUE_SEL       0x030
-#define REG_QUEUE_NUM_MAX   0x034
-#define REG_QUEUE_NUM       0x038
-#define REG_QUEUE_READY     0x044
-#define REG_QUEUE_NOTIFY    0x050
-#define REG_INT_STATUS      0x060
-#define REG_INT_ACK         0x064
-#define REG_STATUS          0x070
-#define REG_QUEUE_DESC_LO   0x080
-#define REG_QUEUE_DESC_HI   0x084
-#define REG_QUEUE_DRIVER_LO 0x090
-#define REG_QUEUE_DRIVER_HI 0x094
-#define REG_QUEUE_DEVICE_LO 0x0a0
-#define REG_QUEUE_DEVICE_HI 0x0a4
-#define REG_SHM_SEL         0x0ac
-#define REG_SHM_LEN_LO      0x0b0
-#define REG_SHM_LEN_HI      0x0b4
-#define REG_SHM_BASE_LO     0x0b8
-#define REG_SHM_BASE_HI     0x0bc
-#define REG_QUEUE_RESET     0x0c0
-#define REG_CONFIG_GEN      0x0fc
-#define REG_CONFIG          0x100
-
-#define MAGIC_VIRT 0x74726976u /* "virt" */
-
-#define ST_ACK         1u
-#define ST_DRIVER      2u
-#define ST_DRIVER_OK   4u
-#define ST_FEATURES_OK 8u
-#define ST_NEEDS_RESET 64u
-#define ST_FAILED      128u
-
-#define INT_USED   1u
-#define INT_CONFIG 2u
-
-#define F_VERSION_1_HIGH 1u /* VIRTIO_F_VERSION_1 (bit 32) in the high feature word */
+#include "tests/unit/test_vm.h"
+#include "tests/unit/virtio_spec.h"
 
 /* ---- the fake device model ---- */
 #define FAKE_DEVICE_ID   24
@@ -198,8 +155,6 @@ static const struct virtio_device_ops fake_ops = {
     .destroy = fake_destroy,
 };
 
-/* ---- fixture: a VM without KVM and one fake device ---- */
-
 struct fixture {
     struct vm vm;
     struct fake *dev;
@@ -221,17 +176,8 @@ static int setup(void **state)
     char err[256];
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    struct vm *vm = &fx->vm;
-    vm->vm_fd = -1;
-    vm->kvm_fd = -1;
-    mm_map_init(&vm->mem);
-    if (mm_map_setup_ram(&vm->mem, RAM_SIZE, err, sizeof(err)) < 0)
-        fail_msg("mm_map_setup_ram: %s", err);
-    bus_init(&vm->pio, "pio");
-    bus_init(&vm->mmio, "mmio");
-    assert_int_equal(evloop_init(&vm->loop), 0);
-    vm->devices_tail = &vm->devices;
-    fx->dev = new_fake(vm, "virtio-test0", err, sizeof(err));
+    test_vm_init(&fx->vm, NULL, RAM_SIZE);
+    fx->dev = new_fake(&fx->vm, "virtio-test0", err, sizeof(err));
     if (!fx->dev)
         fail_msg("virtio_mmio_init: %s", err);
     *state = fx;
@@ -241,19 +187,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    for (struct device *d = fx->vm.devices, *next; d; d = next) {
-        next = d->next;
-        d->ops->destroy(d);
-    }
-    bus_destroy(&fx->vm.pio);
-    bus_destroy(&fx->vm.mmio);
-    mm_map_destroy(&fx->vm.mem);
-    evloop_destroy(&fx->vm.loop);
+    test_vm_destroy(&fx->vm);
     free(fx);
     return 0;
 }
-
-/* ---- guest-side accessors: what a vCPU's MMIO exit does ---- */
 
 static uint64_t le(const uint8_t *b, unsigned len)
 {
@@ -332,8 +269,6 @@ static void locked_needs_reset(struct fake *f, const char *reason)
     virtio_mmio_unlock(&f->t);
 }
 
-/* ---- Linux's init sequence (VIRTIO §3.1.1, virtio_mmio.c) ---- */
-
 /* Steps 2-5: reset, ACKNOWLEDGE, DRIVER, features (sel 1 then 0), FEATURES_OK.  Returns Status. */
 static uint32_t negotiate(struct fixture *fx, uint32_t feat_hi, uint32_t feat_lo)
 {
@@ -406,8 +341,6 @@ static void test_driver_ok_rescans_queues(void **state)
     run_loop(fx);
     assert_int_equal(fx->dev->notify_calls[0], 1);
 }
-
-/* ---- identity and placement ---- */
 
 static void test_identity(void **state)
 {
@@ -487,8 +420,6 @@ static void test_invalid_ops_refused(void **state)
     assert_int_equal(fx->vm.nr_virtio_mmio, 1);
     assert_null(fx->vm.devices->next);
 }
-
-/* ---- initialisation and feature negotiation ---- */
 
 static void test_linux_init_sequence(void **state)
 {
@@ -607,8 +538,6 @@ static void test_needs_reset_bit_is_the_devices(void **state)
     assert_int_equal(rd32(fx, REG_STATUS), 0);
 }
 
-/* ---- queues ---- */
-
 static void test_queue_num_max(void **state)
 {
     struct fixture *fx = *state;
@@ -706,8 +635,6 @@ static void test_queue_num_above_max(void **state)
     virtio_mmio_unlock(&fx->dev->t);
 }
 
-/* ---- notifications ---- */
-
 static void test_queue_notify(void **state)
 {
     struct fixture *fx = *state;
@@ -788,8 +715,6 @@ static void test_notify_needs_four_bytes(void **state)
     assert_int_equal(fx->dev->notify_calls[0], 0);
 }
 
-/* ---- interrupts ---- */
-
 static void test_interrupts(void **state)
 {
     struct fixture *fx = *state;
@@ -854,8 +779,6 @@ static void test_generation_counts(void **state)
     /* Reading does not change it. */
     assert_int_equal(rd32(fx, REG_CONFIG_GEN), gen + 5);
 }
-
-/* ---- config space ---- */
 
 static uint64_t expected_config(unsigned off, unsigned len)
 {
@@ -922,8 +845,6 @@ static void test_config_writes_ignored(void **state)
     assert_int_equal(rd32(fx, REG_CONFIG_GEN), gen);
 }
 
-/* ---- other registers ---- */
-
 static void test_control_registers_need_32_bits(void **state)
 {
     struct fixture *fx = *state;
@@ -966,8 +887,6 @@ static void test_shm_queue_reset_and_write_only(void **state)
     assert_int_equal(rd32(fx, REG_INT_STATUS), 0);
     assert_int_equal(rd32(fx, REG_CONFIG_GEN), 0);
 }
-
-/* ---- resets ---- */
 
 static void assert_transport_reset(struct fixture *fx)
 {
@@ -1079,8 +998,6 @@ static void test_set_needs_reset_before_driver_ok(void **state)
     assert_int_equal(rd32(fx, REG_CONFIG_GEN), gen);
     assert_int_equal(eventfd_count(fx->dev->t.irq_fd), 0);
 }
-
-/* ---- ACPI and the kernel command line ---- */
 
 /* Offset of needle in hay, or -1. */
 static long find_bytes(const uint8_t *hay, size_t len, const void *needle, size_t nlen)
@@ -1248,8 +1165,6 @@ static void test_kernel_cmdline(void **state)
     assert_int_equal(virtio_mmio_cmdline(&fx->dev->t, buf, strlen(want) + 1), (int)strlen(want));
     assert_int_equal(virtio_mmio_cmdline(&fx->dev->t, buf, strlen(want)), -1);
 }
-
-/* ---- device life cycle ---- */
 
 static bool fd_open(int fd)
 {

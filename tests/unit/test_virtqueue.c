@@ -23,6 +23,8 @@
 #include "mm/memmap.h"
 #include "vmm/util.h"
 
+#include "tests/unit/virtio_spec.h"
+
 /* Guest memory and queue layout used by most tests. */
 #define T_RAM   (64 * MiB)
 #define T_QSIZE 256
@@ -30,26 +32,6 @@
 #define T_AVAIL 0x20000ULL
 #define T_USED  0x30000ULL
 #define T_BUF   0x100000ULL /* buffers from 1 MiB on */
-
-/* Split ring layout, spelled out by the "driver" (VIRTIO 1.2 §2.7). */
-#define D_SIZE      16
-#define D_ADDR      0
-#define D_LEN       8
-#define D_FLAGS     12
-#define D_NEXT      14
-#define A_FLAGS     0
-#define A_IDX       2
-#define A_RING      4
-#define U_IDX       2
-#define U_RING      4
-#define U_ELEM_SIZE 8
-#define F_NEXT      1
-#define F_WRITE     2
-#define F_INDIRECT  4
-
-/* virtio-mem request shape (virtio-mem-and-vfio.md §2.5). */
-#define T_REQ_LEN  24
-#define T_RESP_LEN 10
 
 /* A device region whose accessibility a test can switch, like unplugged virtio-mem memory. */
 #define T_GATED      (8 * GiB)
@@ -116,8 +98,6 @@ static void add_gated_region(struct fx *f)
     assert_int_equal(mm_map_add(&f->mem, &r, f->err, sizeof(f->err)), 0);
     f->gate_open = true;
 }
-
-/* --- the driver's side -------------------------------------------------- */
 
 static void put16(struct fx *f, uint64_t gpa, uint16_t v)
 {
@@ -194,8 +174,6 @@ static uint16_t used_idx(struct fx *f)
     return get16(f, f->vq.used_gpa + U_IDX);
 }
 
-/* --- the device's side -------------------------------------------------- */
-
 static enum virtq_pop_result pop(struct fx *f)
 {
     f->err[0] = '\0';
@@ -231,60 +209,58 @@ static void expect_chain(struct fx *f, uint16_t head)
     assert_int_equal(f->chain.head, head);
 }
 
-/* --- well-formed queues ------------------------------------------------- */
-
 static void test_request_response(void **state)
 {
     struct fx *f = *state;
     const uint64_t req_gpa = T_BUF, resp_gpa = T_BUF + 0x1000;
-    uint8_t req[T_REQ_LEN], got[32], fill[16];
+    uint8_t req[REQ_LEN], got[32], fill[16];
     for (unsigned i = 0; i < sizeof(req); i++)
         req[i] = (uint8_t)(i * 7 + 1);
     memset(fill, 0xee, sizeof(fill));
     assert_int_equal(mm_write(&f->mem, req_gpa, req, sizeof(req)), 0);
     assert_int_equal(mm_write(&f->mem, resp_gpa, fill, sizeof(fill)), 0);
-    put_desc(f, 0, req_gpa, T_REQ_LEN, F_NEXT, 1);
-    put_desc(f, 1, resp_gpa, T_RESP_LEN, F_WRITE, 0);
+    put_desc(f, 0, req_gpa, REQ_LEN, F_NEXT, 1);
+    put_desc(f, 1, resp_gpa, RESP_LEN, F_WRITE, 0);
     offer(f, 0);
 
     expect_chain(f, 0);
     assert_int_equal(f->vq.last_avail, 1);
     assert_int_equal(f->chain.nr_out, 1);
     assert_int_equal(f->chain.nr_in, 1);
-    assert_int_equal(f->chain.out_len, T_REQ_LEN);
-    assert_int_equal(f->chain.in_len, T_RESP_LEN);
+    assert_int_equal(f->chain.out_len, REQ_LEN);
+    assert_int_equal(f->chain.in_len, RESP_LEN);
     assert_int_equal(f->chain.out[0].gpa, req_gpa);
-    assert_int_equal(f->chain.out[0].len, T_REQ_LEN);
+    assert_int_equal(f->chain.out[0].len, REQ_LEN);
     assert_int_equal(f->chain.in[0].gpa, resp_gpa);
-    assert_int_equal(f->chain.in[0].len, T_RESP_LEN);
+    assert_int_equal(f->chain.in[0].len, RESP_LEN);
 
     /* Read: the whole request, a tail, and nothing past the end. */
-    assert_int_equal(virtq_chain_read(&f->mem, &f->chain, 0, got, sizeof(got)), T_REQ_LEN);
-    assert_memory_equal(got, req, T_REQ_LEN);
+    assert_int_equal(virtq_chain_read(&f->mem, &f->chain, 0, got, sizeof(got)), REQ_LEN);
+    assert_memory_equal(got, req, REQ_LEN);
     assert_int_equal(virtq_chain_read(&f->mem, &f->chain, 20, got, 10), 4);
     assert_memory_equal(got, req + 20, 4);
-    assert_int_equal(virtq_chain_read(&f->mem, &f->chain, T_REQ_LEN, got, 1), 0);
+    assert_int_equal(virtq_chain_read(&f->mem, &f->chain, REQ_LEN, got, 1), 0);
     assert_int_equal(virtq_chain_read(&f->mem, &f->chain, UINT64_MAX, got, 1), 0);
 
     /* Write: at most the 10 writable bytes; the guest byte after them is untouched. */
     uint8_t resp[16], back[16];
     for (unsigned i = 0; i < sizeof(resp); i++)
         resp[i] = (uint8_t)(0x40 + i);
-    assert_int_equal(virtq_chain_write(&f->mem, &f->chain, 0, resp, sizeof(resp)), T_RESP_LEN);
+    assert_int_equal(virtq_chain_write(&f->mem, &f->chain, 0, resp, sizeof(resp)), RESP_LEN);
     assert_int_equal(mm_read(&f->mem, resp_gpa, back, sizeof(back)), 0);
-    assert_memory_equal(back, resp, T_RESP_LEN);
-    assert_int_equal(back[T_RESP_LEN], 0xee);
+    assert_memory_equal(back, resp, RESP_LEN);
+    assert_int_equal(back[RESP_LEN], 0xee);
     /* The device never writes into the readable part. */
-    assert_int_equal(mm_read(&f->mem, req_gpa, got, T_REQ_LEN), 0);
-    assert_memory_equal(got, req, T_REQ_LEN);
+    assert_int_equal(mm_read(&f->mem, req_gpa, got, REQ_LEN), 0);
+    assert_memory_equal(got, req, REQ_LEN);
 
-    assert_int_equal(push(f, 0, T_RESP_LEN), 0);
+    assert_int_equal(push(f, 0, RESP_LEN), 0);
     assert_int_equal(used_idx(f), 1);
     assert_int_equal(f->vq.used_idx, 1);
     uint32_t id, len;
     used_elem(f, 0, &id, &len);
     assert_int_equal(id, 0);
-    assert_int_equal(len, T_RESP_LEN);
+    assert_int_equal(len, RESP_LEN);
     assert_int_equal(pop(f), VIRTQ_EMPTY);
 
     /* The driver reuses the descriptors: the second completion lands in slot 1. */
@@ -488,8 +464,6 @@ static void test_avail_jump_by_size(void **state)
     assert_int_equal(pop(f), VIRTQ_EMPTY);
     assert_int_equal(f->vq.last_avail, T_QSIZE);
 }
-
-/* --- malformed chains --------------------------------------------------- */
 
 static void test_loop_two(void **state)
 {
@@ -737,8 +711,6 @@ static void test_push_errors(void **state)
     assert_int_equal(get16(f, T_USED + U_IDX), 1);
 }
 
-/* --- layout ------------------------------------------------------------- */
-
 static int check(struct fx *f)
 {
     f->err[0] = '\0';
@@ -818,8 +790,6 @@ static void test_layout_bounds(void **state)
     expect_layout_error(f, "available ring [0xfffffffffffffffe, +0x206) wraps around the 64-bit");
 }
 
-/* --- notification suppression and reset -------------------------------- */
-
 static void test_should_interrupt(void **state)
 {
     struct fx *f = *state;
@@ -852,8 +822,6 @@ static void test_reset(void **state)
     assert_int_equal(pop(f), VIRTQ_EMPTY); /* not ready */
     assert_int_equal(check(f), -1);        /* size 0 */
 }
-
-/* --- hostile guests ----------------------------------------------------- */
 
 /* xorshift64: a fixed sequence on every libc. */
 static uint64_t rnd(uint64_t *s)

@@ -56,62 +56,13 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
-/* ---- split ring layout (VIRTIO 1.2 §2.7) ---- */
-#define D_SIZE      16
-#define F_NEXT      1
-#define F_WRITE     2
-#define F_INDIRECT  4
-#define A_FLAGS     0
-#define A_IDX       2
-#define A_RING      4
-#define A_NO_INTR   1
-#define U_IDX       2
-#define U_RING      4
-#define U_ELEM_SIZE 8
-#define CHAIN_MAX   64 /* VIRTQ_CHAIN_MAX, from virtqueue.h's contract */
-#define QSIZE_MAX   32768
+#include "tests/unit/test_vm.h"
+#include "tests/unit/virtio_spec.h"
 
-/* ---- virtio-mem (VIRTIO 1.2 §5.15.6) ---- */
-#define REQ_PLUG                 0
-#define REQ_UNPLUG               1
-#define REQ_UNPLUG_ALL           2
-#define REQ_STATE                3
-#define RESP_ACK                 0
-#define RESP_NACK                1
-#define RESP_ERROR               3
-#define S_PLUGGED                0
-#define S_UNPLUGGED              1
-#define S_MIXED                  2
-#define REQ_LEN                  24
-#define RESP_LEN                 10
-#define CFG_LEN                  56
-#define F_UNPLUGGED_INACCESSIBLE (1u << 1)
-#define USABLE_EXTENT            (256 * MiB)
-
-/* ---- virtio-mmio registers (VIRTIO 1.2 §4.2.2) ---- */
-#define REG_DRIVER_FEATURES 0x020
-#define REG_DRIVER_FEAT_SEL 0x024
-#define REG_QUEUE_SEL       0x030
-#define REG_QUEUE_NUM       0x038
-#define REG_QUEUE_READY     0x044
-#define REG_QUEUE_NOTIFY    0x050
-#define REG_INT_STATUS      0x060
-#define REG_INT_ACK         0x064
-#define REG_STATUS          0x070
-#define REG_QUEUE_DESC_LO   0x080
-#define REG_QUEUE_DESC_HI   0x084
-#define REG_QUEUE_DRIVER_LO 0x090
-#define REG_QUEUE_DRIVER_HI 0x094
-#define REG_QUEUE_DEVICE_LO 0x0a0
-#define REG_QUEUE_DEVICE_HI 0x0a4
-#define REG_CONFIG          0x100
-#define ST_ACK              1u
-#define ST_DRIVER           2u
-#define ST_DRIVER_OK        4u
-#define ST_FEATURES_OK      8u
-#define ST_NEEDS_RESET      64u
-#define INT_USED            1u
-#define INT_CONFIG          2u
+#define CHAIN_MAX     64 /* VIRTQ_CHAIN_MAX, from virtqueue.h's contract */
+#define QSIZE_MAX     32768
+#define CFG_LEN       56          /* struct virtio_mem_config */
+#define USABLE_EXTENT (256 * MiB) /* QEMU's usable-region policy: requested + 256 MiB */
 
 /* ======================================================================== */
 /* Generator, failure reports                                               */
@@ -422,8 +373,6 @@ static int mq_push(const struct mmem *m, struct mq *q, uint16_t head, uint32_t w
     q->used_idx = next;
     return 0;
 }
-
-/* ---- an expected image of one window of guest memory ---- */
 
 struct image {
     uint64_t gpa, size;
@@ -871,16 +820,7 @@ static int vfx_setup(void **state)
     struct vfx *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
     struct vm *vm = &fx->vm;
-    vm->vm_fd = -1;
-    vm->kvm_fd = -1;
-    vm->cfg = &fx->cfg;
-    mm_map_init(&vm->mem);
-    if (mm_map_setup_ram(&vm->mem, V_RAM, err, sizeof(err)) < 0)
-        fail_msg("mm_map_setup_ram: %s", err);
-    bus_init(&vm->pio, "pio");
-    bus_init(&vm->mmio, "mmio");
-    assert_int_equal(evloop_init(&vm->loop), 0);
-    vm->devices_tail = &vm->devices;
+    test_vm_init(vm, &fx->cfg, V_RAM);
 
     struct virtio_mem_options o;
     memset(&o, 0, sizeof(o));
@@ -908,20 +848,11 @@ static int vfx_setup(void **state)
 static int vfx_teardown(void **state)
 {
     struct vfx *fx = *state;
-    for (struct device *d = fx->vm.devices, *next; d; d = next) {
-        next = d->next;
-        d->ops->destroy(d); /* frees the virtio_mem */
-    }
-    bus_destroy(&fx->vm.pio);
-    bus_destroy(&fx->vm.mmio);
-    mm_map_destroy(&fx->vm.mem);
-    evloop_destroy(&fx->vm.loop);
+    test_vm_destroy(&fx->vm); /* the devices free the virtio_mem */
     free(fx->expect);
     free(fx);
     return 0;
 }
-
-/* ---- the guest's MMIO accesses ---- */
 
 static void mmio_access(struct vfx *fx, uint64_t off, void *data, unsigned len, bool write)
 {
@@ -954,8 +885,6 @@ static uint64_t irq_drain(struct vfx *fx)
         return 0;
     return v;
 }
-
-/* ---- the virtio-mem model (VIRTIO 1.2 §5.15, QEMU's policy and check order) ---- */
 
 static void vm_update_usable(struct vmodel *v, bool can_shrink)
 {
@@ -1036,8 +965,6 @@ static void vm_config_bytes(const struct vmodel *v, uint8_t cfg[CFG_LEN])
         for (unsigned i = 0; i < 8; i++)
             cfg[f * 8 + i] = (uint8_t)(fields[f] >> (8 * i));
 }
-
-/* ---- the driver ---- */
 
 static uint64_t random_plugged_block(struct vfx *fx, struct rng *r)
 {
