@@ -21,9 +21,8 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define CPUID_LEAF_ADDR_SIZES 0x80000008
-#define REQ_SIZE              sizeof(struct virtio_mem_req)
-#define RESP_SIZE             sizeof(struct virtio_mem_resp)
+#define REQ_SIZE  sizeof(struct virtio_mem_req)
+#define RESP_SIZE sizeof(struct virtio_mem_resp)
 
 _Static_assert(sizeof(struct virtio_mem_req) == 24, "virtio_mem_req is 24 bytes");
 _Static_assert(sizeof(struct virtio_mem_resp) == 10, "virtio_mem_resp is 10 bytes");
@@ -448,13 +447,8 @@ void virtio_mem_destroy(struct virtio_mem *m)
 /* Physical address bits of the guest CPU (CPUID 0x80000008 EAX[7:0]). */
 static unsigned guest_phys_bits(struct vm *vm)
 {
-    struct kvm_cpuid_entry2 *e = vm->cpuid ? cpuid_find(vm->cpuid, CPUID_LEAF_ADDR_SIZES, 0) : NULL;
-    return e ? (e->eax & 0xff) : 36; /* 36: the architectural minimum */
-}
-
-static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
+    unsigned bits = vm->cpuid ? cpuid_phys_bits(vm->cpuid) : 0;
+    return bits ? bits : 36; /* 36: the architectural minimum */
 }
 
 /*
@@ -466,8 +460,7 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
 {
     const struct virtio_mem_options *all = vm->cfg->virtio_mem, *o = &all[i];
-    uint64_t align =
-        o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
+    uint64_t align = config_virtio_mem_align(o);
     uint64_t addr = LAYOUT_PCI_HOLE_END;
     for (unsigned r = 0; r < vm->mem.nr_regions; r++) {
         const struct mm_region *reg = &vm->mem.regions[r];
@@ -479,7 +472,7 @@ static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
         moved = false;
         for (unsigned j = 0; j < vm->cfg->nr_virtio_mem; j++) {
             uint64_t other = all[j].addr ? all[j].addr : (j < i ? placed[j] : 0);
-            if (j == i || other == 0 || !overlaps(addr, o->size, other, all[j].size))
+            if (j == i || other == 0 || !ranges_overlap(addr, o->size, other, all[j].size))
                 continue;
             addr = ALIGN_UP(other + all[j].size, align);
             moved = true;

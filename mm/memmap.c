@@ -172,11 +172,6 @@ void mm_backing_free(struct mm_backing *b)
 
 /* --- regions ------------------------------------------------------------ */
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
-}
-
 int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, size_t errlen)
 {
     if (region->size == 0)

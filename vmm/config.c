@@ -366,12 +366,6 @@ static int vmem_key(struct virtio_mem_options *o, const char *key, const char *v
     return -1;
 }
 
-/* The alignment of a region's guest-physical base: 128 MiB, or the block size if larger. */
-static uint64_t vmem_align(const struct virtio_mem_options *o)
-{
-    return o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
-}
-
 /* Checks between the values of one --virtio-mem. */
 static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text *t, char *err,
                       size_t errlen)
@@ -413,7 +407,7 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
                     "--virtio-mem: backend=hugetlbfs needs prealloc=on (without it, a plugged "
                     "block with no huge page left would kill minivmm with SIGBUS)");
     if (o->addr) {
-        uint64_t align = vmem_align(o);
+        uint64_t align = config_virtio_mem_align(o);
         if (o->addr < CONFIG_VIRTIO_MEM_MIN_ADDR)
             return errf(err, errlen,
                         "--virtio-mem: %s is below 4G (virtio-mem regions live above RAM "
@@ -495,9 +489,7 @@ static int add_virtio_mem(struct vm_config *cfg, const char *arg, char *err, siz
 static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_t errlen)
 {
     char m[32];
-    uint64_t ram_end = cfg->memory > LAYOUT_PCI_HOLE_START
-                           ? LAYOUT_PCI_HOLE_END + (cfg->memory - LAYOUT_PCI_HOLE_START)
-                           : 0;
+    uint64_t ram_end = layout_ram_end(cfg->memory); /* addr= below 4G is refused before */
     for (unsigned i = 0; i < cfg->nr_virtio_mem; i++) {
         const struct virtio_mem_options *o = &cfg->virtio_mem[i];
         if (!o->addr)
@@ -508,17 +500,18 @@ static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_
                         "places up to %#llx; use addr=%#llx or higher, or leave addr= out",
                         o->id, (unsigned long long)o->addr, exact_size(cfg->memory, m, sizeof(m)),
                         (unsigned long long)ram_end,
-                        (unsigned long long)ALIGN_UP(ram_end, vmem_align(o)));
+                        (unsigned long long)ALIGN_UP(ram_end, config_virtio_mem_align(o)));
         for (unsigned j = 0; j < i; j++) {
             const struct virtio_mem_options *p = &cfg->virtio_mem[j];
-            if (!p->addr || o->addr >= p->addr + p->size || p->addr >= o->addr + o->size)
+            if (!p->addr || !ranges_overlap(o->addr, o->size, p->addr, p->size))
                 continue;
-            return errf(err, errlen,
-                        "--virtio-mem %s: [%#llx, %#llx) overlaps %s [%#llx, %#llx); use "
-                        "addr=%#llx, or leave addr= out",
-                        o->id, (unsigned long long)o->addr, (unsigned long long)(o->addr + o->size),
-                        p->id, (unsigned long long)p->addr, (unsigned long long)(p->addr + p->size),
-                        (unsigned long long)ALIGN_UP(p->addr + p->size, vmem_align(o)));
+            return errf(
+                err, errlen,
+                "--virtio-mem %s: [%#llx, %#llx) overlaps %s [%#llx, %#llx); use "
+                "addr=%#llx, or leave addr= out",
+                o->id, (unsigned long long)o->addr, (unsigned long long)(o->addr + o->size), p->id,
+                (unsigned long long)p->addr, (unsigned long long)(p->addr + p->size),
+                (unsigned long long)ALIGN_UP(p->addr + p->size, config_virtio_mem_align(o)));
         }
     }
     return 0;

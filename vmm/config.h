@@ -44,6 +44,12 @@ struct virtio_mem_options {
     bool prealloc_off; /* prealloc=off was given explicitly */
 };
 
+/* The alignment of a region's guest-physical base: 128 MiB, or the block size if larger. */
+static inline uint64_t config_virtio_mem_align(const struct virtio_mem_options *o)
+{
+    return o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
+}
+
 enum console_mode {
     CONSOLE_STDIO, /* guest serial output to stdout, stdin to the guest */
     CONSOLE_NONE,  /* output discarded, no input */

@@ -126,3 +126,9 @@ void cpuid_patch(struct kvm_cpuid2 *cpuid, const struct cpuid_options *opt)
         }
     }
 }
+
+unsigned cpuid_phys_bits(struct kvm_cpuid2 *cpuid)
+{
+    struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, CPUID_LEAF_ADDR_SIZES, 0);
+    return e ? (e->eax & 0xff) : 0;
+}

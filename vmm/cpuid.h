@@ -29,4 +29,7 @@ void cpuid_patch(struct kvm_cpuid2 *cpuid, const struct cpuid_options *opt);
 /* Entry for (function, index), or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function, unsigned index);
 
+/* The CPU's physical address bits (leaf 0x80000008 EAX[7:0]), or 0 if cpuid lacks the leaf. */
+unsigned cpuid_phys_bits(struct kvm_cpuid2 *cpuid);
+
 #endif

@@ -13,6 +13,8 @@
 #ifndef MINIVMM_LAYOUT_H
 #define MINIVMM_LAYOUT_H
 
+#include <stdint.h>
+
 #define LAYOUT_LOW_RAM_END    0x000a0000ULL /* end of conventional memory (640 KiB) */
 #define LAYOUT_ACPI_START     0x000e0000ULL /* ACPI tables; the RSDP is the first thing here */
 #define LAYOUT_ACPI_END       0x00100000ULL
@@ -20,6 +22,14 @@
 
 #define LAYOUT_PCI_HOLE_START 0xc0000000ULL  /* RAM above this moves to 4 GiB */
 #define LAYOUT_PCI_HOLE_END   0x100000000ULL /* 4 GiB */
+
+/* The end of boot RAM of ram_size bytes: what lies above the hole's start moves to 4 GiB. */
+static inline uint64_t layout_ram_end(uint64_t ram_size)
+{
+    return ram_size > LAYOUT_PCI_HOLE_START
+               ? LAYOUT_PCI_HOLE_END + (ram_size - LAYOUT_PCI_HOLE_START)
+               : ram_size;
+}
 
 /* 32-bit MMIO window for PCI BARs (used by the PCI host, later). */
 #define LAYOUT_PCI_MMIO_START 0xc0000000ULL

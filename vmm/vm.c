@@ -88,11 +88,9 @@ static void open_kvm(struct vm *vm)
 /* Boot RAM must end inside the guest CPU's physical address space, or KVM refuses its slot. */
 static void check_ram_fits(struct vm *vm)
 {
-    struct kvm_cpuid_entry2 *e = cpuid_find(vm->cpuid, 0x80000008, 0);
-    unsigned bits = e ? (e->eax & 0xff) : 0;
+    unsigned bits = cpuid_phys_bits(vm->cpuid);
     uint64_t mem = vm->cfg->memory;
-    uint64_t end =
-        mem > LAYOUT_PCI_HOLE_START ? LAYOUT_PCI_HOLE_END + (mem - LAYOUT_PCI_HOLE_START) : mem;
+    uint64_t end = layout_ram_end(mem);
     if (bits < 32 || bits >= 64 || end <= (1ULL << bits))
         return;
     char a[32], b[32];
