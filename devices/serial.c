@@ -81,9 +81,8 @@ struct serial_out {
     uint8_t *ring;        /* SERIAL_RING_SIZE bytes: [seq_out, seq_in) modulo the size */
     uint64_t seq_in;      /* bytes accepted so far */
     uint64_t seq_out;     /* bytes written so far */
-    uint64_t dropped;     /* dropped in the current stall */
-    uint64_t gap_seq;     /* stalled: where the first byte was lost */
-    bool stalled;         /* bytes were dropped and not reported yet */
+    uint64_t dropped;     /* dropped and not reported yet (0: no stall) */
+    uint64_t gap_seq;     /* dropped != 0: where the first byte was lost */
     bool writer_idle;     /* the writer waits on cond */
     bool stop;            /* destroy: flush, then end */
     bool broken;          /* writing failed: discard everything */
@@ -169,11 +168,10 @@ static void *serial_writer(void *arg)
 
     pthread_mutex_lock(&o->lock);
     for (;;) {
-        if (o->stalled && o->seq_out == o->gap_seq) {
+        if (o->dropped && o->seq_out == o->gap_seq) {
             /* Everything before the gap is out: say here that bytes are missing. */
             unsigned long long n = o->dropped;
             o->dropped = 0;
-            o->stalled = false;
             pthread_mutex_unlock(&o->lock);
             warn("console output is not being read fast enough; %llu bytes dropped", n);
             pthread_mutex_lock(&o->lock);
@@ -203,7 +201,7 @@ static void *serial_writer(void *arg)
         uint64_t len = o->seq_in - o->seq_out;
         if (len > SERIAL_RING_SIZE - off)
             len = SERIAL_RING_SIZE - off;
-        if (o->stalled && len > o->gap_seq - o->seq_out)
+        if (o->dropped && len > o->gap_seq - o->seq_out)
             len = o->gap_seq - o->seq_out;
         pthread_mutex_unlock(&o->lock);
         /* The producer only writes outside [seq_out, seq_in): this run is ours. */
@@ -213,7 +211,7 @@ static void *serial_writer(void *arg)
         if (n < 0) {
             o->broken = true;
             o->seq_out = o->seq_in;
-            o->stalled = false;
+            o->dropped = 0;
             pthread_mutex_unlock(&o->lock);
             if (err == EPIPE)
                 debug("console output closed (reader gone); discarding the guest's output");
@@ -294,10 +292,8 @@ static void serial_transmit(void *ctx, uint8_t byte)
     if (o->broken) {
         /* The output is gone: discard. */
     } else if (o->seq_in - o->seq_out == SERIAL_RING_SIZE) {
-        if (!o->stalled) {
-            o->stalled = true;
+        if (!o->dropped)
             o->gap_seq = o->seq_in;
-        }
         o->dropped++;
     } else {
         o->ring[o->seq_in % SERIAL_RING_SIZE] = byte;

@@ -49,7 +49,6 @@ int mm_guard_init(struct mm_guard *g, struct mm_tracker *tracker, uint64_t base,
     g->listener.name = "memory guard";
     g->tracker = tracker;
     g->base = base;
-    g->size = size;
     g->hva = hva;
     return protect(g, base, size, PROT_NONE, err, errlen);
 }

@@ -30,9 +30,9 @@
 struct mm_guard {
     struct mm_listener listener;
     struct mm_tracker *tracker;
-    uint64_t base, size; /* the region */
-    uint8_t *hva;        /* host address of base */
-    bool readable;       /* unplugged blocks PROT_READ instead of PROT_NONE */
+    uint64_t base; /* the region's guest-physical base */
+    uint8_t *hva;  /* host address of base */
+    bool readable; /* unplugged blocks PROT_READ instead of PROT_NONE */
 };
 
 /* Close the whole region (nothing is plugged yet).  Returns 0 or -1 with err. */

@@ -358,7 +358,6 @@ static int vmem_key(struct virtio_mem_options *o, const char *key, const char *v
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return errf(err, errlen, "--virtio-mem: prealloc='%s' must be on or off", value);
         o->prealloc = strcmp(value, "on") == 0;
-        o->prealloc_off = !o->prealloc;
         return 0;
     case VMEM_NR_KEYS:
         break;
@@ -402,7 +401,8 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
                     vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, b, sizeof(b)),
                     exact_size(fix, c, sizeof(c)));
     }
-    if (o->backend == MM_BACKING_HUGETLBFS && o->prealloc_off)
+    /* prealloc is on for hugetlbfs unless prealloc=off was given. */
+    if (o->backend == MM_BACKING_HUGETLBFS && !o->prealloc)
         return errf(err, errlen,
                     "--virtio-mem: backend=hugetlbfs needs prealloc=on (without it, a plugged "
                     "block with no huge page left would kill minivmm with SIGBUS)");
@@ -452,7 +452,7 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
         r = vmem_key(o, item, eq + 1, &text, err, errlen);
     }
     /* Huge pages can run out: allocate at plug time so that a shortage is a BUSY. */
-    if (r == 0 && o->backend == MM_BACKING_HUGETLBFS && !o->prealloc_off)
+    if (r == 0 && o->backend == MM_BACKING_HUGETLBFS && !text.value[VMEM_PREALLOC])
         o->prealloc = true;
     if (r == 0 && !text.value[VMEM_SIZE])
         r = errf(err, errlen, "--virtio-mem needs size=SIZE (e.g. --virtio-mem size=4G)");

@@ -39,9 +39,8 @@ struct virtio_mem_options {
     uint64_t addr;          /* guest-physical base; 0: placed above RAM automatically */
     enum mm_backing_kind backend;
     const char *hugetlbfs_path; /* MM_BACKING_HUGETLBFS only */
-    bool prealloc;     /* allocate memory when a block is plugged, answer BUSY if impossible;
-                          on by default for hugetlbfs */
-    bool prealloc_off; /* prealloc=off was given explicitly */
+    bool prealloc; /* allocate memory when a block is plugged, answer BUSY if impossible;
+                      on by default for hugetlbfs */
 };
 
 /* The alignment of a region's guest-physical base: 128 MiB, or the block size if larger. */
