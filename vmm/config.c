@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
+#include "vmm/ctl.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
 
@@ -666,17 +666,12 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         case OPT_VIRTIO_MMIO_CMDLINE:
             cfg->virtio_mmio_cmdline = true;
             break;
-        case OPT_API_SOCKET:
-            if (optarg[0] == '\0')
-                r = errf(err, errlen, "--api-socket: the path is empty");
-            else if (strlen(optarg) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
-                r = errf(err, errlen,
-                         "--api-socket path %s is too long (%zu bytes; a unix socket path has "
-                         "at most %zu): choose a shorter one",
-                         optarg, strlen(optarg),
-                         sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
+        case OPT_API_SOCKET: {
+            struct sockaddr_un addr;
+            r = ctl_socket_addr(optarg, &addr, err, errlen);
             cfg->api_socket = optarg;
             break;
+        }
         case OPT_VERBOSE:
             cfg->verbose = true;
             break;

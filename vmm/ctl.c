@@ -547,7 +547,7 @@ static void ctl_server_on_accept(void *opaque, uint32_t events)
     }
 }
 
-static int ctl_make_addr(const char *path, struct sockaddr_un *addr, char *err, size_t errlen)
+int ctl_socket_addr(const char *path, struct sockaddr_un *addr, char *err, size_t errlen)
 {
     size_t len = strlen(path);
 
@@ -712,7 +712,7 @@ int ctl_server_open(struct ctl_server *s, const char *path, struct evloop *loop,
 
     memset(s, 0, sizeof(*s));
     s->listen_fd = -1;
-    if (ctl_make_addr(path, &addr, err, errlen) < 0)
+    if (ctl_socket_addr(path, &addr, err, errlen) < 0)
         return -1;
     s->loop = loop;
     s->handlers = handlers;

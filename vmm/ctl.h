@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/un.h>
 
 #include "vmm/evloop.h"
 #include "vmm/json.h"
@@ -88,6 +89,14 @@ struct ctl_server {
     /* The socket file bind() created (0: none yet), so that close removes only that one. */
     uint64_t sock_dev, sock_ino;
 };
+
+/*
+ * The unix socket address for --api-socket PATH.  Returns 0, or -1 with a
+ * one-line reason in err if path is empty or too long for a unix socket.
+ * The one check of such a path: the command line parser (so that a bad path
+ * is a usage error), the server and the client call it.
+ */
+int ctl_socket_addr(const char *path, struct sockaddr_un *addr, char *err, size_t errlen);
 
 /*
  * Create the socket at path with mode 0600 and watch it in loop.  An existing

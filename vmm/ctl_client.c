@@ -135,14 +135,12 @@ static const char *ctl_client_duration(int ms, char *buf, size_t len)
 
 static int ctl_client_connect(const char *path, int timeout_ms, char *err, size_t errlen)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct sockaddr_un addr;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     char tbuf[32];
 
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return errf(err, errlen, "--api-socket path %s is too long (at most %zu bytes)", path,
-                    sizeof(addr.sun_path) - 1);
-    strcpy(addr.sun_path, path);
+    if (ctl_socket_addr(path, &addr, err, errlen) < 0)
+        return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return errf(err, errlen, "cannot create a unix socket: %s", strerror(errno));
