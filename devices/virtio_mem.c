@@ -453,11 +453,11 @@ static unsigned guest_phys_bits(struct vm *vm)
 
 /*
  * Where device i's region goes when it has no addr=: the lowest address
- * above RAM, 128 MiB (and block) aligned, that overlaps neither a region
- * given with addr= (wherever it appears on the command line) nor one placed
- * before it.  placed[j] holds the address chosen for each j < i.
+ * above everything in the memory map (RAM and the regions of devices before
+ * i, which virtio_mem_create adds first), 128 MiB (and block) aligned, that
+ * overlaps no region of a later device given with addr=.
  */
-static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
+static uint64_t place_region(struct vm *vm, unsigned i)
 {
     const struct virtio_mem_options *all = vm->cfg->virtio_mem, *o = &all[i];
     uint64_t align = config_virtio_mem_align(o);
@@ -470,11 +470,10 @@ static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
     addr = ALIGN_UP(addr, align);
     for (bool moved = true; moved;) {
         moved = false;
-        for (unsigned j = 0; j < vm->cfg->nr_virtio_mem; j++) {
-            uint64_t other = all[j].addr ? all[j].addr : (j < i ? placed[j] : 0);
-            if (j == i || other == 0 || !ranges_overlap(addr, o->size, other, all[j].size))
+        for (unsigned j = i + 1; j < vm->cfg->nr_virtio_mem; j++) {
+            if (!all[j].addr || !ranges_overlap(addr, o->size, all[j].addr, all[j].size))
                 continue;
-            addr = ALIGN_UP(other + all[j].size, align);
+            addr = ALIGN_UP(all[j].addr + all[j].size, align);
             moved = true;
         }
     }
@@ -483,7 +482,6 @@ static uint64_t place_region(struct vm *vm, unsigned i, const uint64_t *placed)
 
 int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
 {
-    uint64_t placed[CONFIG_MAX_VIRTIO_MEM] = {0};
     /* Share the memslots left after boot RAM and later devices' needs among the regions. */
     if (vm->cfg->nr_virtio_mem) {
         unsigned limit =
@@ -497,10 +495,9 @@ int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
     }
     for (unsigned i = 0; i < vm->cfg->nr_virtio_mem; i++) {
         const struct virtio_mem_options *o = &vm->cfg->virtio_mem[i];
-        uint64_t addr = o->addr ? o->addr : place_region(vm, i, placed);
+        uint64_t addr = o->addr ? o->addr : place_region(vm, i);
         unsigned bits = guest_phys_bits(vm);
         char a[32];
-        placed[i] = addr;
         if (bits < 64 && (addr >= (1ULL << bits) || o->size > (1ULL << bits) - addr))
             return errf(err, errlen,
                         "virtio-mem %s: the region [%#llx, +%s) ends above the %u-bit physical "
