@@ -157,26 +157,6 @@ int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
     return 0;
 }
 
-/*
- * A byte count as a user would give it back in an option: the largest
- * suffix that divides it exactly ("1025M", "4K", "3G"), or bytes ("1000B").
- */
-static const char *exact_size(uint64_t v, char *buf, size_t len)
-{
-    static const char suffixes[] = "KMGTPE";
-    int best = -1;
-    for (int i = 0; v && i < (int)sizeof(suffixes) - 1; i++)
-        if (v % (1ULL << (10 * (i + 1))) == 0)
-            best = i;
-    if (v == 0)
-        snprintf(buf, len, "0");
-    else if (best < 0)
-        snprintf(buf, len, "%lluB", (unsigned long long)v);
-    else
-        snprintf(buf, len, "%llu%c", (unsigned long long)(v >> (10 * (best + 1))), suffixes[best]);
-    return buf;
-}
-
 static int parse_console(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (strcmp(arg, "stdio") == 0) {
@@ -231,7 +211,7 @@ static int parse_memory(struct vm_config *cfg, const char *arg, char *err, size_
     if (bytes % (4 * KiB))
         return errf(err, errlen,
                     "--memory: %s is not a multiple of 4K (the page size); use e.g. --memory %s",
-                    arg, exact_size(ALIGN_DOWN(bytes, MiB), a, sizeof(a)));
+                    arg, format_size_option(ALIGN_DOWN(bytes, MiB), a, sizeof(a)));
     cfg->memory = bytes;
     return 0;
 }
@@ -281,7 +261,7 @@ static const char *vmem_show(const struct vmem_text *t, enum vmem_key_id k, uint
         snprintf(buf, len, "%s=%s", vmem_key_names[k], t->value[k]);
     else
         snprintf(buf, len, "%s=%s (the default)", vmem_key_names[k],
-                 exact_size(v, exact, sizeof(exact)));
+                 format_size_option(v, exact, sizeof(exact)));
     return buf;
 }
 
@@ -386,7 +366,7 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
         return errf(err, errlen, "--virtio-mem: %s is not a multiple of %s; use e.g. size=%s",
                     vmem_show(t, VMEM_SIZE, o->size, a, sizeof(a)),
                     vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, b, sizeof(b)),
-                    exact_size(fix, c, sizeof(c)));
+                    format_size_option(fix, c, sizeof(c)));
     }
     if (o->requested > o->size)
         return errf(err, errlen,
@@ -399,7 +379,7 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
         return errf(err, errlen, "--virtio-mem: %s is not a multiple of %s; use e.g. requested=%s",
                     vmem_show(t, VMEM_REQUESTED, o->requested, a, sizeof(a)),
                     vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, b, sizeof(b)),
-                    exact_size(fix, c, sizeof(c)));
+                    format_size_option(fix, c, sizeof(c)));
     }
     /* prealloc is on for hugetlbfs unless prealloc=off was given. */
     if (o->backend == MM_BACKING_HUGETLBFS && !o->prealloc)
@@ -498,8 +478,8 @@ static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_
             return errf(err, errlen,
                         "--virtio-mem %s: addr=%#llx is inside boot RAM, which --memory %s "
                         "places up to %#llx; use addr=%#llx or higher, or leave addr= out",
-                        o->id, (unsigned long long)o->addr, exact_size(cfg->memory, m, sizeof(m)),
-                        (unsigned long long)ram_end,
+                        o->id, (unsigned long long)o->addr,
+                        format_size_option(cfg->memory, m, sizeof(m)), (unsigned long long)ram_end,
                         (unsigned long long)ALIGN_UP(ram_end, config_virtio_mem_align(o)));
         for (unsigned j = 0; j < i; j++) {
             const struct virtio_mem_options *p = &cfg->virtio_mem[j];

@@ -81,6 +81,22 @@ int errf(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+char *format_size_option(uint64_t v, char *buf, size_t len)
+{
+    static const char suffixes[] = "KMGTPE";
+    int best = -1;
+    for (int i = 0; v && i < (int)sizeof(suffixes) - 1; i++)
+        if (v % (1ULL << (10 * (i + 1))) == 0)
+            best = i;
+    if (v == 0)
+        snprintf(buf, len, "0");
+    else if (best < 0)
+        snprintf(buf, len, "%lluB", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu%c", (unsigned long long)(v >> (10 * (best + 1))), suffixes[best]);
+    return buf;
+}
+
 char *format_size(uint64_t bytes, char *buf, size_t len)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};

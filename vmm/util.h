@@ -76,6 +76,13 @@ __attribute__((format(printf, 3, 4))) int errf(char *err, size_t errlen, const c
  */
 char *format_size(uint64_t bytes, char *buf, size_t len);
 
+/*
+ * Format a byte count as a user would give it back in an option, so that a
+ * suggested value can be pasted: the largest suffix that divides it exactly
+ * ("1025M", "4K", "3G"), or bytes ("1000B"), "0".  Returns buf.
+ */
+char *format_size_option(uint64_t bytes, char *buf, size_t len);
+
 /* Allocation that cannot return NULL (dies with a clear message instead). */
 void *xzalloc(size_t size);
 char *xstrdup(const char *s);

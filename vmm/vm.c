@@ -94,11 +94,11 @@ static void check_ram_fits(struct vm *vm)
     if (bits < 32 || bits >= 64 || end <= (1ULL << bits))
         return;
     char a[32], b[32];
-    die_usage(
-        "--memory %s: RAM would end at %#llx, above the %u-bit physical address space of "
-        "this host's CPUs; use --memory %s or less",
-        format_size(mem, a, sizeof(a)), (unsigned long long)end, bits,
-        format_size((1ULL << bits) - LAYOUT_PCI_HOLE_END + LAYOUT_PCI_HOLE_START, b, sizeof(b)));
+    die_usage("--memory %s: RAM would end at %#llx, above the %u-bit physical address space of "
+              "this host's CPUs; use --memory %s or less",
+              format_size(mem, a, sizeof(a)), (unsigned long long)end, bits,
+              format_size_option((1ULL << bits) - LAYOUT_PCI_HOLE_END + LAYOUT_PCI_HOLE_START, b,
+                                 sizeof(b)));
 }
 
 /*
