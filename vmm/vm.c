@@ -272,6 +272,61 @@ static void build_cmdline(struct vm *vm)
     }
 }
 
+/* --- the devices' view of the VM (devices/host.h) ------------------------- */
+
+static void host_irq_line(void *opaque, unsigned gsi, bool level)
+{
+    vm_irq_line(opaque, gsi, level);
+}
+
+static void host_request_stop(void *opaque, enum dev_stop_reason reason)
+{
+    switch (reason) {
+    case DEV_STOP_POWEROFF:
+        vm_request_stop(opaque, VM_STOP_POWEROFF);
+        return;
+    case DEV_STOP_RESET:
+        vm_request_stop(opaque, VM_STOP_RESET);
+        return;
+    case DEV_STOP_ERROR:
+        vm_request_stop(opaque, VM_STOP_ERROR);
+        return;
+    }
+    bug("stop request with unknown reason %d", (int)reason);
+}
+
+static void host_add_device(void *opaque, struct device *dev)
+{
+    vm_add_device(opaque, dev);
+}
+
+static int host_vm_fd(void *opaque)
+{
+    struct vm *vm = opaque;
+    return __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
+}
+
+static const struct dev_host_ops vm_host_ops = {
+    .irq_line = host_irq_line,
+    .request_stop = host_request_stop,
+    .add_device = host_add_device,
+    .vm_fd = host_vm_fd,
+};
+
+/* After the memory map, the buses and the main loop exist: what every device's create() gets. */
+static void setup_dev_host(struct vm *vm)
+{
+    vm->host = (struct dev_host){
+        .pio = &vm->pio,
+        .mmio = &vm->mmio,
+        .mem = &vm->mem,
+        .loop = &vm->loop,
+        .phys_bits = cpuid_phys_bits(vm->cpuid),
+        .ops = &vm_host_ops,
+        .opaque = vm,
+    };
+}
+
 void vm_create(struct vm *vm, const struct vm_config *cfg)
 {
     char err[512];
@@ -293,6 +348,7 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
         die("--memory: %s", err);
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
+    setup_dev_host(vm);
 
     for (const struct device_kind *k = device_kinds; k->name; k++)
         if (k->create(vm, err, sizeof(err)) < 0)

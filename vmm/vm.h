@@ -25,6 +25,7 @@
 
 #include "devices/bus.h"
 #include "devices/device.h"
+#include "devices/host.h"
 #include "mm/memmap.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
@@ -56,6 +57,7 @@ struct vm {
     struct mm_map mem;
     struct bus pio;
     struct bus mmio;
+    struct dev_host host;   /* what devices see of this VM (mem, pio, mmio, loop); vm_create */
     struct device *devices; /* in creation order */
     struct device **devices_tail;
     unsigned nr_virtio_mmio; /* virtio-mmio windows handed out (virtio_mmio_init) */

@@ -1,0 +1,74 @@
+/*
+ * host.h - the narrow interface a device (devices/, vfio/) has to the machine
+ * it sits in.  Devices never see struct vm: the VM (vmm/) fills in one
+ * struct dev_host and hands a pointer to every device's create(); the device
+ * keeps the pointer for its whole life.
+ *
+ * What a device may use:
+ *   - the two buses, to claim address ranges (bus.h);
+ *   - the guest memory map, for guest-physical accesses (mm_gpa & co.) and
+ *     for memslots (mm_slot_add/remove);
+ *   - the main thread's event loop, for fds it serves on the main thread;
+ *   - the ops below: raise an interrupt line, request a stop, join the VM's
+ *     device list, and learn the KVM VM fd of the current boot.
+ * Fields are set before the first create() and never change, except that
+ * dev_host_vm_fd() changes at every boot (it is -1 between two boots).
+ */
+#ifndef MINIVMM_DEVICES_HOST_H
+#define MINIVMM_DEVICES_HOST_H
+
+#include <stdbool.h>
+
+struct bus;
+struct mm_map;
+struct evloop;
+struct device;
+
+enum dev_stop_reason {
+    DEV_STOP_POWEROFF, /* the guest powered off */
+    DEV_STOP_RESET,    /* the guest asked for a system reset (reboot) */
+    DEV_STOP_ERROR,    /* the device failed fatally (already reported) */
+};
+
+struct dev_host_ops {
+    /* Set the level of a GSI of the in-kernel IOAPIC/PIC.  Any thread. */
+    void (*irq_line)(void *opaque, unsigned gsi, bool level);
+    /* End the current boot.  Any thread; the first reason of a boot wins. */
+    void (*request_stop)(void *opaque, enum dev_stop_reason reason);
+    /* Join the VM's device list (create() calls it once per instance). */
+    void (*add_device)(void *opaque, struct device *dev);
+    /* The KVM VM fd of the current boot, or -1 between two boots.  Any thread. */
+    int (*vm_fd)(void *opaque);
+};
+
+struct dev_host {
+    struct bus *pio;
+    struct bus *mmio;
+    struct mm_map *mem;
+    struct evloop *loop; /* main thread */
+    unsigned phys_bits;  /* guest CPU physical address width (0: unknown) */
+    const struct dev_host_ops *ops;
+    void *opaque; /* passed to every op */
+};
+
+static inline void dev_host_irq_line(const struct dev_host *h, unsigned gsi, bool level)
+{
+    h->ops->irq_line(h->opaque, gsi, level);
+}
+
+static inline void dev_host_request_stop(const struct dev_host *h, enum dev_stop_reason reason)
+{
+    h->ops->request_stop(h->opaque, reason);
+}
+
+static inline void dev_host_add_device(const struct dev_host *h, struct device *dev)
+{
+    h->ops->add_device(h->opaque, dev);
+}
+
+static inline int dev_host_vm_fd(const struct dev_host *h)
+{
+    return h->ops->vm_fd(h->opaque);
+}
+
+#endif
