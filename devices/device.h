@@ -2,7 +2,7 @@
  * device.h - what every emulated device looks like to the VM.
  *
  * Life cycle, in order:
- *   1. create:  vm_create() walks the device_kinds[] table (devices.h) and
+ *   1. create:  vm_create() walks the device_kinds[] table (vmm/device_table.h) and
  *               calls each kind's create(); it builds zero or more instances
  *               from the configuration, claims bus ranges with
  *               bus_register() and hands each instance to vm_add_device().
@@ -30,7 +30,7 @@ struct aml;
 struct device;
 
 struct device_ops {
-    int (*attach)(struct device *dev, struct vm *vm, char *err, size_t errlen);
+    int (*attach)(struct device *dev, int vm_fd, char *err, size_t errlen);
     void (*describe_acpi)(struct device *dev, struct aml *aml);
     /*
      * Kernel parameters that describe the device to guests without ACPI
@@ -39,6 +39,12 @@ struct device_ops {
      * bytes (no leading space) and returns its length, or -1 if it does not fit.
      */
     int (*kernel_cmdline)(struct device *dev, char *buf, size_t len);
+    /*
+     * Guest reboot, first step: stop everything that can write guest memory
+     * (DMA of a passthrough device).  Called on every device before any
+     * device's reset(), after the vCPUs stopped.
+     */
+    void (*quiesce)(struct device *dev);
     void (*reset)(struct device *dev);
     void (*destroy)(struct device *dev);
 };
@@ -48,13 +54,6 @@ struct device {
     const char *name; /* instance name for messages, e.g. "serial0" */
     const struct device_ops *ops;
     struct device *next; /* owned by the VM's device list */
-};
-
-/* A kind of device and the function that creates its instances. */
-struct device_kind {
-    const char *name;
-    /* Returns 0, or -1 with a one-line reason in err (the VM then exits 1). */
-    int (*create)(struct vm *vm, char *err, size_t errlen);
 };
 
 #endif

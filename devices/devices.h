@@ -1,7 +1,6 @@
 /*
- * devices.h - the table of device kinds.  Adding a device means writing its
- * file and adding one line to device_kinds[] in devices.c; nothing else in
- * the VMM changes.
+ * devices.h - the create functions of the devices that have no header of
+ * their own.  The table that calls them is vmm/device_table.c.
  */
 #ifndef MINIVMM_DEVICES_DEVICES_H
 #define MINIVMM_DEVICES_DEVICES_H
@@ -10,8 +9,7 @@
 
 #include "devices/device.h"
 
-/* Terminated by an entry whose name is NULL.  Created in this order. */
-extern const struct device_kind device_kinds[];
+struct vm;
 
 int acpi_pm_create(struct vm *vm, char *err, size_t errlen);
 int serial_create(struct vm *vm, char *err, size_t errlen);

@@ -22,6 +22,7 @@
 struct bus;
 struct mm_map;
 struct evloop;
+struct irq_routes;
 struct device;
 
 enum dev_stop_reason {
@@ -45,8 +46,9 @@ struct dev_host {
     struct bus *pio;
     struct bus *mmio;
     struct mm_map *mem;
-    struct evloop *loop; /* main thread */
-    unsigned phys_bits;  /* guest CPU physical address width (0: unknown) */
+    struct evloop *loop;       /* main thread */
+    unsigned phys_bits;        /* guest CPU physical address width (0: unknown) */
+    struct irq_routes *routes; /* the KVM GSI routing table (MSI routes), irq_routes.h */
     const struct dev_host_ops *ops;
     void *opaque; /* passed to every op */
 };

@@ -423,13 +423,13 @@ static struct virtio_mmio *virtio_mmio_of(struct device *dev)
     return container_of(dev, struct virtio_mmio, dev);
 }
 
-static int virtio_mmio_attach(struct device *dev, struct vm *vm, char *err, size_t errlen)
+static int virtio_mmio_attach(struct device *dev, int vm_fd, char *err, size_t errlen)
 {
     struct virtio_mmio *t = virtio_mmio_of(dev);
     /* A pulse left over from the previous boot would be a spurious interrupt. */
     virtio_mmio_drain(t->irq_fd);
     struct kvm_irqfd irqfd = {.fd = (uint32_t)t->irq_fd, .gsi = t->gsi};
-    if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+    if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0)
         return errf(err, errlen, "KVM_IRQFD for GSI %u: %s", t->gsi, strerror(errno));
     for (unsigned q = 0; q < t->ops->num_queues; q++) {
         struct kvm_ioeventfd io = {
@@ -439,7 +439,7 @@ static int virtio_mmio_attach(struct device *dev, struct vm *vm, char *err, size
             .fd = t->notify_fd[q],
             .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
         };
-        if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+        if (ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0)
             return errf(err, errlen, "KVM_IOEVENTFD for queue %u at %#llx: %s", q,
                         (unsigned long long)io.addr, strerror(errno));
     }

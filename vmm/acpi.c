@@ -88,12 +88,28 @@ _Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP is 36 bytes");
 
 /* ---- XSDT (§5.2.8) ---- */
 
-enum xsdt_entry { XSDT_FADT, XSDT_MADT, XSDT_ENTRIES };
+enum xsdt_entry { XSDT_FADT, XSDT_MADT, XSDT_MCFG, XSDT_ENTRIES }; /* MCFG only with PCI */
 
 struct acpi_xsdt {
     struct acpi_header header;
     uint64_t entry[XSDT_ENTRIES];
 } PACKED;
+
+/* ---- MCFG (PCI Firmware Specification 3.2, §4.1.2) ---- */
+
+#define MCFG_REVISION 1
+
+struct acpi_mcfg {
+    struct acpi_header header;
+    uint64_t reserved;
+    /* One configuration space base address allocation structure. */
+    uint64_t base;
+    uint16_t segment;
+    uint8_t bus_start;
+    uint8_t bus_end;
+    uint32_t reserved2;
+} PACKED;
+_Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG with one allocation is 60 bytes");
 
 /* ---- FADT (§5.2.9) ---- */
 
@@ -311,7 +327,7 @@ static struct acpi_gas io_register(uint16_t port)
 /* ---- Table builders: each writes one table at `out` ---- */
 
 struct layout {
-    size_t rsdp, xsdt, fadt, madt, dsdt, end;
+    size_t rsdp, xsdt, fadt, madt, mcfg, dsdt, end;
 };
 
 static void build_rsdp(uint8_t *out, uint64_t xsdt_gpa)
@@ -328,13 +344,34 @@ static void build_rsdp(uint8_t *out, uint64_t xsdt_gpa)
     memcpy(out, &rsdp, sizeof(rsdp));
 }
 
-static void build_xsdt(uint8_t *out, uint64_t fadt_gpa, uint64_t madt_gpa)
+/* The XSDT's size: without an MCFG it has one entry less. */
+static size_t xsdt_size(const struct acpi_config *cfg)
+{
+    return sizeof(struct acpi_xsdt) - (cfg->mcfg_base ? 0 : sizeof(uint64_t));
+}
+
+static void build_xsdt(uint8_t *out, const struct acpi_config *cfg, uint64_t fadt_gpa,
+                       uint64_t madt_gpa, uint64_t mcfg_gpa)
 {
     struct acpi_xsdt xsdt = {0};
-    fill_header(&xsdt.header, "XSDT", sizeof(xsdt), XSDT_REVISION);
+    size_t len = xsdt_size(cfg);
+    fill_header(&xsdt.header, "XSDT", (uint32_t)len, XSDT_REVISION);
     xsdt.entry[XSDT_FADT] = fadt_gpa;
     xsdt.entry[XSDT_MADT] = madt_gpa;
-    memcpy(out, &xsdt, sizeof(xsdt));
+    xsdt.entry[XSDT_MCFG] = mcfg_gpa;
+    memcpy(out, &xsdt, len);
+    finish_table(out);
+}
+
+static void build_mcfg(uint8_t *out, const struct acpi_config *cfg)
+{
+    struct acpi_mcfg mcfg = {0};
+    fill_header(&mcfg.header, "MCFG", sizeof(mcfg), MCFG_REVISION);
+    mcfg.base = cfg->mcfg_base;
+    mcfg.segment = 0;
+    mcfg.bus_start = 0;
+    mcfg.bus_end = cfg->mcfg_bus_end;
+    memcpy(out, &mcfg, sizeof(mcfg));
     finish_table(out);
 }
 
@@ -441,14 +478,15 @@ static void build_dsdt(uint8_t *out, const struct aml *aml)
     finish_table(out);
 }
 
-static struct layout plan_layout(unsigned ncpus, size_t dsdt_body)
+static struct layout plan_layout(const struct acpi_config *cfg, size_t dsdt_body)
 {
     struct layout l;
     l.rsdp = 0;
     l.xsdt = align_up(l.rsdp + sizeof(struct acpi_rsdp));
-    l.fadt = align_up(l.xsdt + sizeof(struct acpi_xsdt));
+    l.fadt = align_up(l.xsdt + xsdt_size(cfg));
     l.madt = align_up(l.fadt + sizeof(struct acpi_fadt));
-    l.dsdt = align_up(l.madt + MADT_SIZE(ncpus));
+    l.mcfg = align_up(l.madt + MADT_SIZE(cfg->ncpus));
+    l.dsdt = cfg->mcfg_base ? align_up(l.mcfg + sizeof(struct acpi_mcfg)) : l.mcfg;
     l.end = l.dsdt + sizeof(struct acpi_header) + dsdt_body;
     return l;
 }
@@ -476,7 +514,7 @@ static bool config_valid(const struct acpi_config *cfg, uint64_t gpa)
 static size_t write_tables(const struct acpi_config *cfg, uint64_t gpa, uint8_t *out, size_t size,
                            const struct aml *dsdt_body)
 {
-    struct layout l = plan_layout(cfg->ncpus, aml_size(dsdt_body));
+    struct layout l = plan_layout(cfg, aml_size(dsdt_body));
     if (l.end > size) {
         fprintf(stderr, "minivmm: acpi: tables need %zu bytes, only %zu available\n", l.end, size);
         return 0;
@@ -487,9 +525,11 @@ static size_t write_tables(const struct acpi_config *cfg, uint64_t gpa, uint8_t 
     }
     memset(out, 0, l.end); /* padding between tables */
     build_rsdp(out + l.rsdp, gpa + l.xsdt);
-    build_xsdt(out + l.xsdt, gpa + l.fadt, gpa + l.madt);
+    build_xsdt(out + l.xsdt, cfg, gpa + l.fadt, gpa + l.madt, gpa + l.mcfg);
     build_fadt(out + l.fadt, cfg, gpa + l.dsdt);
     build_madt(out + l.madt, cfg);
+    if (cfg->mcfg_base)
+        build_mcfg(out + l.mcfg, cfg);
     build_dsdt(out + l.dsdt, dsdt_body);
     return l.end;
 }

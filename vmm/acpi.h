@@ -6,6 +6,7 @@
  *
  *   RSDP (revision 2) -> XSDT -> FADT (revision 6, HW-reduced) -> DSDT
  *                             -> MADT
+ *                             -> MCFG (when there is a PCI host: its ECAM window)
  *
  * acpi_build_tables() is a pure function: it writes the tables into a host
  * buffer and never touches KVM or guest memory.  The caller (machine setup,
@@ -15,7 +16,7 @@
  * or by placing the RSDP in the legacy scan area 0xE0000-0xFFFFF).
  *
  * Layout inside the buffer, each table 16-byte aligned:
- *   offset 0: RSDP (36 bytes) | XSDT | FADT (276 bytes) | MADT | DSDT (variable)
+ *   offset 0: RSDP (36 bytes) | XSDT | FADT (276 bytes) | MADT | [MCFG (60)] | DSDT (variable)
  * The DSDT starts at 472 + 8 * ncpus rounded up to 16 (480 for 1 vCPU, 2512 for
  * 255) and takes 57 bytes plus what the devices describe (COM1: 45 bytes, one
  * virtio-mmio device: 68).  Examples: 1 vCPU + COM1 + 1 virtio-mmio = 650 bytes;
@@ -106,6 +107,10 @@ struct acpi_config {
      * reboot.  Port 0 leaves RESET_REG_SUP clear (no ACPI reboot). */
     uint16_t reset_port;
     uint8_t reset_value;
+
+    /* ECAM base of PCI segment 0 for the MCFG table, buses 0..mcfg_bus_end; 0: no MCFG. */
+    uint64_t mcfg_base;
+    uint8_t mcfg_bus_end;
 
     /*
      * Called exactly once while the DSDT is built, with the AML positioned inside

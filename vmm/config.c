@@ -32,6 +32,8 @@ static const char usage_text[] =
     "                         and unplugs at run time, up to SIZE; repeatable.  Defaults:\n"
     "                         id mem0, mem1, ...; block-size 2M; requested 0; addr: above\n"
     "                         RAM, 128M-aligned; backend anon\n"
+    "  --vfio BDF[,id=NAME]   pass the PCI device BDF (e.g. 0000:01:00.0, bound to vfio-pci)\n"
+    "                         through to the guest; repeatable\n"
     "  --virtio-mmio-cmdline  also list virtio-mmio devices on the kernel command line\n"
     "                         (virtio_mmio.device=...), for kernels without ACPI support\n"
     "  --api-socket PATH      control socket: minivmm ctl --api-socket PATH status|\n"
@@ -510,6 +512,7 @@ enum option_id {
     OPT_NO_REBOOT,
     OPT_VIRTIO_MEM,
     OPT_VIRTIO_MMIO_CMDLINE,
+    OPT_VFIO,
     OPT_API_SOCKET,
     OPT_VERBOSE,
     OPT_HELP,
@@ -526,6 +529,7 @@ static const struct option long_options[] = {
     {"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
     {"virtio-mem", required_argument, NULL, OPT_VIRTIO_MEM},
     {"virtio-mmio-cmdline", no_argument, NULL, OPT_VIRTIO_MMIO_CMDLINE},
+    {"vfio", required_argument, NULL, OPT_VFIO},
     {"api-socket", required_argument, NULL, OPT_API_SOCKET},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -646,6 +650,14 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         case OPT_VIRTIO_MMIO_CMDLINE:
             cfg->virtio_mmio_cmdline = true;
             break;
+        case OPT_VFIO:
+            if (cfg->nr_vfio == VFIO_MAX_DEVICES)
+                r = errf(err, errlen, "--vfio: at most %d devices", VFIO_MAX_DEVICES);
+            else
+                r = vfio_parse_option(optarg, cfg->nr_vfio, &cfg->vfio[cfg->nr_vfio], err, errlen);
+            if (r == 0)
+                cfg->nr_vfio++;
+            break;
         case OPT_API_SOCKET: {
             struct sockaddr_un addr;
             r = ctl_socket_addr(optarg, &addr, err, errlen);
@@ -686,5 +698,10 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         return config_error(err, errlen, "--initrd: the path is empty");
     if (check_virtio_mem_layout(cfg, err, errlen) < 0)
         return CONFIG_ERROR;
+    if (cfg->nr_vfio && cfg->nr_virtio_mem)
+        return config_error(err, errlen,
+                            "--vfio together with --virtio-mem needs DMA tracking of plugged "
+                            "memory, which is not implemented yet (minivmm will not pin a whole "
+                            "virtio-mem region); use one of the two for now");
     return CONFIG_OK;
 }

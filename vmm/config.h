@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "mm/memmap.h"
+#include "vfio/vfio.h"
 
 #define CONFIG_DEFAULT_MEMORY  (512ULL << 20)
 #define CONFIG_MIN_MEMORY      (32ULL << 20)
@@ -69,6 +70,8 @@ struct vm_config {
     unsigned nr_virtio_mem;
     bool virtio_mmio_cmdline; /* also describe virtio-mmio devices on the kernel command line */
     const char *api_socket;   /* control socket path, or NULL */
+    struct vfio_options vfio[VFIO_MAX_DEVICES]; /* --vfio, in order */
+    unsigned nr_vfio;
 };
 
 enum config_result {

@@ -31,23 +31,27 @@ static inline uint64_t layout_ram_end(uint64_t ram_size)
                : ram_size;
 }
 
-/* 32-bit MMIO window for PCI BARs (used by the PCI host, later). */
+/* 32-bit MMIO window for PCI BARs, then ECAM for bus 0 (devices/pci.h). */
 #define LAYOUT_PCI_MMIO_START 0xc0000000ULL
 #define LAYOUT_PCI_MMIO_END   0xe0000000ULL
+#define LAYOUT_PCI_ECAM_START 0xe0000000ULL /* 1 MiB: bus 0 */
+/* I/O-port window for PCI I/O BARs. */
+#define LAYOUT_PCI_IO_START 0xc000ULL
+#define LAYOUT_PCI_IO_END   0x10000ULL
 
 /*
  * virtio-mmio device windows: one 4 KiB page each, and one interrupt line
  * each, from this list of IOAPIC pins (legacy ISA lines not used by the
  * platform first: 4 is COM1, 0/2 the PIT, 1/8/12 are classic keyboard, RTC
- * and mouse lines).
+ * and mouse lines).  20-23 are PCI INTA-INTD (devices/pci.h).
  */
 #define LAYOUT_VIRTIO_MMIO_START 0xf0000000ULL
 #define LAYOUT_VIRTIO_MMIO_SIZE  0x1000ULL
 #define LAYOUT_VIRTIO_MMIO_GSIS                                                                    \
     {                                                                                              \
-        5, 6, 7, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23                             \
+        5, 6, 7, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19                                             \
     }
-#define LAYOUT_VIRTIO_MMIO_MAX 17
+#define LAYOUT_VIRTIO_MMIO_MAX 13
 
 #define LAYOUT_IOAPIC_ADDR 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDR  0xfee00000ULL

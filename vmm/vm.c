@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "devices/devices.h"
 #include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
+#include "vmm/device_table.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
@@ -322,6 +322,7 @@ static void setup_dev_host(struct vm *vm)
         .mem = &vm->mem,
         .loop = &vm->loop,
         .phys_bits = cpuid_phys_bits(vm->cpuid),
+        .routes = &vm->routes,
         .ops = &vm_host_ops,
         .opaque = vm,
     };
@@ -339,6 +340,11 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     vm->nr_vcpus = cfg->cpus;
 
     load_boot_files(vm);
+    irq_routes_init(&vm->routes);
+    vm->vfio.container.fd = -1;
+    /* Passthrough devices are checked and their groups opened before KVM is touched. */
+    if (cfg->nr_vfio && vfio_open(&vm->vfio, cfg->vfio, cfg->nr_vfio, err, sizeof(err)) < 0)
+        die_usage("%s", err);
     open_kvm(vm);
     check_ram_fits(vm);
     setup_main_loop(vm);
@@ -346,6 +352,19 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     mm_map_init(&vm->mem);
     if (mm_map_setup_ram(&vm->mem, cfg->memory, err, sizeof(err)) < 0)
         die("--memory: %s", err);
+    if (cfg->nr_vfio) {
+        /* Boot RAM is DMA-mapped (pinned) once, before any vCPU runs, until exit. */
+        bool user_error;
+        char merr[sizeof(err)];
+        if (mm_discard_forbid(&vm->mem.discard, MM_DISCARD_UNCOORDINATED, "--vfio", merr,
+                              sizeof(merr)) < 0)
+            die_usage("%s", merr);
+        if (vfio_map_ram(&vm->vfio, &vm->mem, &user_error, err, sizeof(err)) < 0) {
+            if (user_error)
+                die_usage("%s", err);
+            die("%s", err);
+        }
+    }
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
     setup_dev_host(vm);
@@ -433,6 +452,8 @@ static uint64_t write_acpi_tables(struct vm *vm)
         .reset_port = LAYOUT_PM_RESET,
         .reset_value = LAYOUT_PM_RESET_VALUE,
         .s5_sleep_type = LAYOUT_PM_S5_SLEEP_TYPE,
+        .mcfg_base = vm->pci.ecam_base,
+        .mcfg_bus_end = 0,
         .describe_devices = describe_devices,
         .opaque = vm,
     };
@@ -464,10 +485,12 @@ static void create_kvm_vm(struct vm *vm)
         die("KVM_CREATE_PIT2: %s", strerror(errno));
     if (mm_map_register_slots(&vm->mem, fd, err, sizeof(err)) < 0)
         die("%s", err);
+    if (irq_routes_commit(&vm->routes, fd) < 0)
+        die("KVM_SET_GSI_ROUTING: %s", strerror(errno));
     __atomic_store_n(&vm->vm_fd, fd, __ATOMIC_RELEASE);
 
     for (struct device *d = vm->devices; d; d = d->next)
-        if (d->ops->attach && d->ops->attach(d, vm, err, sizeof(err)) < 0)
+        if (d->ops->attach && d->ops->attach(d, fd, err, sizeof(err)) < 0)
             die("%s: %s", d->name, err);
 }
 
@@ -542,6 +565,11 @@ int vm_run(struct vm *vm)
                 return 0;
             }
             debug("guest rebooted; resetting the machine");
+            /* First nothing may DMA any more (passthrough devices), then everything resets. */
+            for (struct device *d = vm->devices; d; d = d->next)
+                if (d->ops->quiesce)
+                    d->ops->quiesce(d);
+            irq_routes_reset(&vm->routes);
             for (struct device *d = vm->devices; d; d = d->next)
                 if (d->ops->reset)
                     d->ops->reset(d);
@@ -576,6 +604,9 @@ void vm_destroy(struct vm *vm)
     free(vm->cmdline);
     if (vm->initrd_fd >= 0)
         close(vm->initrd_fd);
+    vfio_close(&vm->vfio);
+    pci_host_destroy(&vm->pci);
+    irq_routes_destroy(&vm->routes);
     bus_destroy(&vm->pio);
     bus_destroy(&vm->mmio);
     mm_map_destroy(&vm->mem);

@@ -25,11 +25,14 @@
 
 #include "devices/bus.h"
 #include "devices/device.h"
+#include "devices/irq_routes.h"
+#include "devices/pci.h"
 #include "devices/host.h"
 #include "mm/memmap.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/evloop.h"
+#include "vfio/vfio.h"
 
 struct vcpu;
 struct kvm_cpuid2;
@@ -63,6 +66,10 @@ struct vm {
     unsigned nr_virtio_mmio; /* virtio-mmio windows handed out (virtio_mmio_init) */
     struct virtio_mem *virtio_mem[CONFIG_MAX_VIRTIO_MEM]; /* for the control socket */
     unsigned nr_virtio_mem;
+
+    struct pci_host pci;
+    struct irq_routes routes; /* GSI routing: IOAPIC/PIC pins and MSI vectors */
+    struct vfio vfio;         /* --vfio devices, their container, boot RAM's DMA mappings */
 
     struct vcpu *vcpus;
     unsigned nr_vcpus;

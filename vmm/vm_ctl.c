@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "devices/virtio_mem.h"
+#include "vfio/vfio.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -23,6 +24,7 @@ static int vm_ctl_status(void *opaque, struct json *out, char *err, size_t errle
     for (unsigned i = 0; i < vm->nr_virtio_mem; i++)
         virtio_mem_status(vm->virtio_mem[i], out);
     json_array_end(out);
+    vfio_status(&vm->vfio, out);
     json_object_end(out);
     return 0;
 }

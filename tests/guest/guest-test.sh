@@ -95,8 +95,43 @@ vmem_agent() {
 	done
 }
 
+# The passthrough edu device (1234:11e8) as the guest sees it; see pci_edu below.
+edu_bdf() {
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] &&
+			basename "$d"
+	done | head -n 1
+}
+
+# PCI as the guest enumerated it, then edu reached from guest userspace:
+# its ID register through BAR0 (the BAR's memslot, no VMM exit), and, with
+# /bin/edu-tool, its interrupt and a DMA round trip.
+pci_edu() {
+	for d in /sys/bus/pci/devices/*; do
+		echo "PCI-DEV: $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") class=$(cat "$d/class")"
+	done
+	echo "PCI-FATAL: $(dmesg | grep -c 'PCI: Fatal')"
+	echo "PCI-BAR-FAILED: $(dmesg | grep -c -E 'BAR [0-9]+.*(failed to assign|no space)')"
+	bdf=$(edu_bdf)
+	echo "EDU-BDF: $bdf"
+	[ -n "$bdf" ] || return 0
+	set -- $(sed -n 1p "/sys/bus/pci/devices/$bdf/resource")
+	echo "EDU-BAR0-SIZE: $(($2 - $1 + 1))"
+	# Memory decode on (command register bit 1), then the ID and the inverter register.
+	printf '\006' | dd of="/sys/bus/pci/devices/$bdf/config" bs=1 seek=4 count=1 conv=notrunc 2>/dev/null
+	echo "EDU-ID-DEVMEM: $(devmem "$1" 32)"
+	devmem $(($1 + 4)) 32 0x12345678
+	echo "EDU-INVERTED: $(devmem $(($1 + 4)) 32)"
+	if [ -x /bin/edu-tool ]; then
+		edu-tool id "$bdf"
+		edu-tool irq "$bdf"
+		edu-tool dma "$bdf"
+	fi
+}
+
 run_test() {
 	case "$1" in
+	pci-edu) pci_edu ;;
 	info)
 		echo "NPROC: $(nproc)"
 		echo "MEMTOTAL_KB: $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)"

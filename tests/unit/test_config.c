@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vmm/config.h"
@@ -224,7 +225,7 @@ static void test_error_messages(void **state)
     expect_error("--verbose takes no value", "--kernel", "k", "--verbose=yes", NULL);
     /* An abbreviation that fits several options. */
     expect_error("option '--v' is ambiguous (it could be --virtio-mem, --virtio-mmio-cmdline, "
-                 "--verbose, --version); spell it out",
+                 "--vfio, --verbose, --version); spell it out",
                  "--kernel", "k", "--v", NULL);
     expect_error("option '--virtio-m' is ambiguous", "--kernel", "k", "--virtio-m=1", NULL);
     expect_error("unknown option '-x' (options are long", "--kernel", "k", "-x", NULL);
@@ -258,6 +259,38 @@ static void test_error_messages(void **state)
     char err[256];
     assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--api-socket", path, NULL),
                      CONFIG_OK);
+}
+
+static void test_vfio_options(void **state)
+{
+    (void)state;
+    struct vm_config cfg;
+    char err[256];
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--vfio", "00:03.0", "--vfio",
+                           "0000:00:04.0,id=second", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.nr_vfio, 2);
+    assert_string_equal(cfg.vfio[0].bdf, "0000:00:03.0");
+    assert_string_equal(cfg.vfio[0].id, "vfio0");
+    assert_string_equal(cfg.vfio[1].bdf, "0000:00:04.0");
+    assert_string_equal(cfg.vfio[1].id, "second");
+    expect_error("--vfio 3: not a PCI address", "--kernel", "k", "--vfio", "3", NULL);
+    expect_error("--vfio needs a value", "--kernel", "k", "--vfio", NULL);
+    /* Until DMA tracking lands, passthrough next to virtio-mem is refused: no region is pinned
+     * whole. */
+    expect_error("--vfio together with --virtio-mem needs DMA tracking", "--kernel", "k", "--vfio",
+                 "00:03.0", "--virtio-mem", "size=1G", NULL);
+    const char *many[32] = {"--kernel", "k"};
+    unsigned n = 2;
+    static char bdfs[VFIO_MAX_DEVICES + 1][16];
+    for (unsigned i = 0; i <= VFIO_MAX_DEVICES; i++) {
+        snprintf(bdfs[i], sizeof(bdfs[i]), "00:%02x.0", i + 3);
+        many[n++] = "--vfio";
+        many[n++] = bdfs[i];
+    }
+    many[n] = NULL;
+    assert_int_equal(config_parse(&cfg, (int)n, (char **)many, err, sizeof(err)), CONFIG_ERROR);
+    assert_non_null(strstr(err, "at most 8 devices"));
 }
 
 static void test_virtio_mem_messages(void **state)
@@ -423,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_size_errno),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_options),
+        cmocka_unit_test(test_vfio_options),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_cpus_range),

@@ -1,0 +1,109 @@
+# Scenario: QEMU's edu device passed through with --vfio.  The stock Debian
+# guest enumerates minivmm's PCI host and the device; guest userspace reads
+# the ID register through the BAR (a memslot of the VFIO mmap) and, where the
+# guest tool is in the image, raises the interrupt and runs a DMA round trip.
+# On the host side: boot RAM, and nothing else, is pinned (VmLck), the control
+# socket reports the device, and each start-up refusal gives its one line and
+# exit status 2 - unbound device, low ulimit -l - and an unprivileged user
+# with access to /dev/kvm and the group runs it.
+. /t/lib.sh
+
+read -r bdf group <<EOF
+$(head -n 1 /testbed/edu)
+EOF
+echo "# edu at $bdf, IOMMU group $group"
+check "the test host has an edu bound to vfio-pci" [ -n "$bdf" -a -e "/dev/vfio/$group" ]
+
+# RAM regions the guest gets for --memory 512M: 640 KiB below the legacy hole
+# and 1 MiB - 512 MiB; everything else of the 512 MiB backs the ACPI area.
+ram_kb=$((512 * 1024 - 384))
+
+start_vm edu pci-edu,vmem-agent --memory 512M --vfio "$bdf,id=edu0"
+booted() { grep -q "BOOTED" "$out"; }
+check "guest booted with edu passed through (waited up to ${GUEST_TIMEOUT}s for BOOTED)" \
+	wait_until "$GUEST_TIMEOUT" booted
+vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+check "VmLck of minivmm ($vmlck kB) is boot RAM's RAM ranges ($ram_kb kB), to the kB" \
+	[ "${vmlck:-0}" = "$ram_kb" ]
+st=$(ctl status)
+echo "# status: $st"
+field() { echo "$st" | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *\"*\([^\"]*\)\"*$/\1/p" | head -n 1; }
+check "status: vfio device edu0 at $bdf" [ "$(field id)" = edu0 -a "$(field bdf)" = "$bdf" ]
+check "status: iommu type1, group $group" [ "$(field iommu)" = type1 -a "$(field iommu_group)" = "$group" ]
+check "status: dma_mapped_bytes = $ram_kb kB in 2 mappings" \
+	[ "$(field dma_mapped_bytes)" = $((ram_kb * 1024)) -a "$(field dma_mappings)" = 2 ]
+check "status: dma_avail below 65535 by the 2 mappings" [ "$(field dma_avail)" = 65533 ]
+stop_vm
+check "guest powered off, minivmm exit 0" [ "$rc" = 0 ]
+# raw_value KEY: the first "KEY: value" line of the console ($out has no uptime prefix).
+raw_value() { tr -d '\r' <"$out" | sed -n "s/^$1: //p" | head -n 1; }
+
+check "guest: no 'PCI: Fatal' line" [ "$(raw_value PCI-FATAL)" = 0 ]
+check "guest: every BAR assigned" [ "$(raw_value PCI-BAR-FAILED)" = 0 ]
+check "guest: the host bridge at 00:00.0" \
+	grep -q "PCI-DEV: 0000:00:00.0 0x1b36:0x0008 class=0x060000" "$out"
+check "guest: edu is 1234:11e8" [ -n "$(raw_value EDU-BDF)" ]
+check "guest: edu BAR0 is 1 MiB" [ "$(raw_value EDU-BAR0-SIZE)" = $((1024 * 1024)) ]
+check "guest: the ID register reads 0x010000ED through the BAR" \
+	[ "$(raw_value EDU-ID-DEVMEM)" = 0x010000ED ]
+check "guest: the inverter register inverts (the device, not a copy, answers)" \
+	[ "$(raw_value EDU-INVERTED)" = 0xEDCBA987 ]
+if grep -q "EDU-ID:" "$out"; then
+	check "guest tool: ID through BAR0" [ "$(raw_value EDU-ID)" = 0x010000ed ]
+	check "guest tool: INTx interrupts reach the guest" grep -q "EDU-IRQ: .* ok" "$out"
+	check "guest tool: DMA round trip RAM -> edu -> RAM" grep -q "EDU-DMA: ok" "$out"
+fi
+[ "$failures" -eq 0 ] || show_output "$out"
+
+# --- start-up refusals, for real ---
+
+# An edu that is not bound to vfio-pci.
+echo "$bdf" >/sys/bus/pci/drivers/vfio-pci/unbind
+msg=$(minivmm --kernel "$KERNEL" --vfio "$bdf" 2>&1)
+rc=$?
+echo "# unbound: $msg"
+check "unbound device: exit 2" [ "$rc" = 2 ]
+# one_line_with TEXT: $msg is a single line that contains TEXT.
+one_line_with() { [ "$(echo "$msg" | wc -l)" = 1 ] && echo "$msg" | grep -qF "$1"; }
+check "unbound device: one line naming the device and the bind commands" one_line_with \
+	"$bdf: the device is bound to no driver; bind it to vfio-pci: modprobe vfio-pci; echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override"
+echo "$bdf" >/sys/bus/pci/drivers_probe
+check "rebound to vfio-pci" [ -e "/sys/bus/pci/drivers/vfio-pci/$bdf" ]
+
+# A device that does not exist.
+msg=$(minivmm --kernel "$KERNEL" --vfio 0000:00:1f.6 2>&1)
+rc=$?
+check "missing device: exit 2 and one line" [ "$rc" = 2 -a "$(echo "$msg" | wc -l)" = 1 ]
+
+# An unprivileged user: no CAP_IPC_LOCK, so RLIMIT_MEMLOCK counts.
+echo "tester:x:1000:1000::/tmp:/bin/sh" >>/etc/passwd
+echo "tester:x:1000:" >>/etc/group
+chmod 0666 /dev/kvm
+chown 1000 "/dev/vfio/$group"
+# as_tester CMD: run CMD (a shell command line) as the user tester (busybox su; root needs no password).
+as_tester() { su -s /bin/sh -c "$1" tester; }
+check "as_tester runs as uid 1000 without CAP_IPC_LOCK" \
+	[ "$(as_tester 'id -u; grep CapEff /proc/self/status')" = "$(printf '1000\nCapEff:\t0000000000000000')" ]
+msg=$(
+	ulimit -l 8192
+	as_tester "minivmm --kernel $KERNEL --memory 512M --vfio $bdf" 2>&1
+)
+rc=$?
+echo "# low memlock: $msg"
+check "ulimit -l 8192 as a user: exit 2" [ "$rc" = 2 ]
+check "ulimit -l 8192 as a user: one line naming the limit and the ulimit -l needed" \
+	one_line_with "RLIMIT_MEMLOCK 8 MiB is below the 511.6 MiB of boot RAM that --vfio must pin; raise it with ulimit -l $ram_kb"
+(
+	ulimit -l $((ram_kb + 1024))
+	timeout "$GUEST_TIMEOUT" su -s /bin/sh -c "minivmm --kernel $KERNEL --initrd $INITRD \
+		--memory 512M --vfio $bdf --cmdline '$BASE_CMDLINE minivmm.test=pci-edu'" tester \
+		</dev/null >/tmp/user.out 2>&1
+	echo "RC: $?" >>/tmp/user.out
+)
+check "as a user with ulimit -l $((ram_kb + 1024)): guest ran and powered off" \
+	grep -q "^RC: 0" /tmp/user.out
+check "as a user: the guest read edu's ID" grep -q "EDU-ID-DEVMEM: 0x010000ED" /tmp/user.out
+[ "$failures" -eq 0 ] || show_output /tmp/user.out
+chown 0 "/dev/vfio/$group"
+
+finish
