@@ -35,6 +35,8 @@ static int create_vfio(struct vm *vm, char *err, size_t errlen)
     return vfio_create_devices(&vm->vfio, &vm->host, &vm->pci, err, errlen);
 }
 
+/* One kind per line, in creation order. */
+// clang-format off
 const struct device_kind device_kinds[] = {
     {"acpi-pm", create_acpi_pm},
     {"serial", create_serial},
@@ -43,3 +45,4 @@ const struct device_kind device_kinds[] = {
     {"vfio", create_vfio},
     {NULL, NULL},
 };
+// clang-format on
