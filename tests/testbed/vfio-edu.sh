@@ -33,6 +33,18 @@ check "status: iommu type1, group $group" [ "$(field iommu)" = type1 -a "$(field
 check "status: dma_mapped_bytes = $ram_kb kB in 2 mappings" \
 	[ "$(field dma_mapped_bytes)" = $((ram_kb * 1024)) -a "$(field dma_mappings)" = 2 ]
 check "status: dma_avail below 65535 by the 2 mappings" [ "$(field dma_avail)" = 65533 ]
+
+# A guest reboot: the device is quiesced and reset, boot RAM stays mapped, and
+# the next boot finds the device again.
+echo reboot >&3
+booted_twice() { [ "$(grep -c "BOOTED" "$out")" -ge 2 ]; }
+check "guest rebooted and booted again (waited up to ${GUEST_TIMEOUT}s for a second BOOTED)" \
+	wait_until "$GUEST_TIMEOUT" booted_twice
+check "after the reboot: the ID register reads 0x010000ED again" \
+	[ "$(tr -d '\r' <"$out" | grep -c "^EDU-ID-DEVMEM: 0x010000ED")" = 2 ]
+vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+check "after the reboot: VmLck is still boot RAM ($vmlck kB)" [ "${vmlck:-0}" = "$ram_kb" ]
+check "status: boots 2" status_is boots 2
 stop_vm
 check "guest powered off, minivmm exit 0" [ "$rc" = 0 ]
 # raw_value KEY: the first "KEY: value" line of the console ($out has no uptime prefix).
