@@ -425,7 +425,7 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
         mm_tracker_register(&m->tracker, &m->guard.listener, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
     unsigned max_slots =
-        vm->memslots_per_device ? vm->memslots_per_device : MM_MAX_SLOTS / CONFIG_MAX_VIRTIO_MEM;
+        vm->memslots_per_device ? vm->memslots_per_device : MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES;
     uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, max_slots);
     if (mm_sparse_slots_init(&m->slots, &vm->mem, addr, o->size, m->backing.hva, chunk,
                              "kvm memslots", why, sizeof(why)) < 0 ||
@@ -460,7 +460,7 @@ static unsigned guest_phys_bits(struct vm *vm)
 static uint64_t place_region(struct vm *vm, unsigned i)
 {
     const struct virtio_mem_options *all = vm->cfg->virtio_mem, *o = &all[i];
-    uint64_t align = config_virtio_mem_align(o);
+    uint64_t align = virtio_mem_region_align(o);
     uint64_t addr = LAYOUT_PCI_HOLE_END;
     for (unsigned r = 0; r < vm->mem.nr_regions; r++) {
         const struct mm_region *reg = &vm->mem.regions[r];
@@ -503,7 +503,7 @@ int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
                         "virtio-mem %s: the region [%#llx, +%s) ends above the %u-bit physical "
                         "address space of the CPU; lower size= or addr=",
                         o->id, (unsigned long long)addr, format_size(o->size, a, sizeof(a)), bits);
-        if (o->block_size < CONFIG_DEFAULT_BLOCK_SIZE)
+        if (o->block_size < VIRTIO_MEM_DEFAULT_BLOCK_SIZE)
             warn("virtio-mem %s: block-size %s is below 2 MiB, the unit Linux plugs in; the "
                  "guest will still work in 2 MiB steps",
                  o->id, format_size(o->block_size, a, sizeof(a)));

@@ -29,7 +29,7 @@
 #include "mm/memmap.h"
 #include "mm/sparse_slots.h"
 #include "mm/tracker.h"
-#include "vmm/config.h"
+#include "devices/virtio_mem_options.h"
 #include "vmm/json.h"
 
 #define VIRTIO_ID_MEM 24

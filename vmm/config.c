@@ -226,7 +226,7 @@ static bool is_power_of_two(uint64_t v)
 static bool valid_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n >= CONFIG_ID_MAX)
+    if (n == 0 || n >= VIRTIO_MEM_ID_MAX)
         return false;
     for (const char *p = id; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
@@ -333,7 +333,7 @@ static int vmem_key(struct virtio_mem_options *o, const char *key, const char *v
         if (!valid_id(value))
             return errf(err, errlen,
                         "--virtio-mem: id='%s' must be 1 to %d letters, digits, '-' or '_'", value,
-                        CONFIG_ID_MAX - 1);
+                        VIRTIO_MEM_ID_MAX - 1);
         snprintf(o->id, sizeof(o->id), "%s", value);
         return 0;
     case VMEM_PREALLOC:
@@ -352,13 +352,13 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
                       size_t errlen)
 {
     char a[96], b[96], c[32];
-    if (!is_power_of_two(o->block_size) || o->block_size < CONFIG_MIN_BLOCK_SIZE)
+    if (!is_power_of_two(o->block_size) || o->block_size < VIRTIO_MEM_MIN_BLOCK_SIZE)
         return errf(err, errlen,
                     "--virtio-mem: %s must be a power of two of at least 4K (e.g. block-size=2M)",
                     vmem_show(t, VMEM_BLOCK_SIZE, o->block_size, a, sizeof(a)));
     if (o->size == 0)
         return errf(err, errlen, "--virtio-mem: size must not be 0 (e.g. size=4G)");
-    if (o->size > CONFIG_MAX_PHYS_ADDR - CONFIG_VIRTIO_MEM_MIN_ADDR)
+    if (o->size > CONFIG_MAX_PHYS_ADDR - VIRTIO_MEM_MIN_ADDR)
         return errf(err, errlen,
                     "--virtio-mem: %s is larger than the guest-physical address space (4P on "
                     "x86); lower it",
@@ -389,8 +389,8 @@ static int vmem_check(const struct virtio_mem_options *o, const struct vmem_text
                     "--virtio-mem: backend=hugetlbfs needs prealloc=on (without it, a plugged "
                     "block with no huge page left would kill minivmm with SIGBUS)");
     if (o->addr) {
-        uint64_t align = config_virtio_mem_align(o);
-        if (o->addr < CONFIG_VIRTIO_MEM_MIN_ADDR)
+        uint64_t align = virtio_mem_region_align(o);
+        if (o->addr < VIRTIO_MEM_MIN_ADDR)
             return errf(err, errlen,
                         "--virtio-mem: %s is below 4G (virtio-mem regions live above RAM "
                         "and the 32-bit hole); use addr=4G or higher, or leave addr= out",
@@ -416,7 +416,7 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
 {
     memset(o, 0, sizeof(*o));
     snprintf(o->id, sizeof(o->id), "mem%u", index);
-    o->block_size = CONFIG_DEFAULT_BLOCK_SIZE;
+    o->block_size = VIRTIO_MEM_DEFAULT_BLOCK_SIZE;
     o->backend = MM_BACKING_ANON;
 
     /* The strings in o point into this copy, which lives as long as the process. */
@@ -449,9 +449,9 @@ int config_parse_virtio_mem(const char *arg, unsigned index, struct virtio_mem_o
 
 static int add_virtio_mem(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
-    if (cfg->nr_virtio_mem == CONFIG_MAX_VIRTIO_MEM)
+    if (cfg->nr_virtio_mem == VIRTIO_MEM_MAX_DEVICES)
         return errf(err, errlen, "--virtio-mem: at most %d devices; merge some into a larger one",
-                    CONFIG_MAX_VIRTIO_MEM);
+                    VIRTIO_MEM_MAX_DEVICES);
     struct virtio_mem_options *o = &cfg->virtio_mem[cfg->nr_virtio_mem];
     if (config_parse_virtio_mem(arg, cfg->nr_virtio_mem, o, err, errlen) < 0)
         return -1;
@@ -482,7 +482,7 @@ static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_
                         "places up to %#llx; use addr=%#llx or higher, or leave addr= out",
                         o->id, (unsigned long long)o->addr,
                         format_size_option(cfg->memory, m, sizeof(m)), (unsigned long long)ram_end,
-                        (unsigned long long)ALIGN_UP(ram_end, config_virtio_mem_align(o)));
+                        (unsigned long long)ALIGN_UP(ram_end, virtio_mem_region_align(o)));
         for (unsigned j = 0; j < i; j++) {
             const struct virtio_mem_options *p = &cfg->virtio_mem[j];
             if (!p->addr || !ranges_overlap(o->addr, o->size, p->addr, p->size))
@@ -493,7 +493,7 @@ static int check_virtio_mem_layout(const struct vm_config *cfg, char *err, size_
                 "addr=%#llx, or leave addr= out",
                 o->id, (unsigned long long)o->addr, (unsigned long long)(o->addr + o->size), p->id,
                 (unsigned long long)p->addr, (unsigned long long)(p->addr + p->size),
-                (unsigned long long)ALIGN_UP(p->addr + p->size, config_virtio_mem_align(o)));
+                (unsigned long long)ALIGN_UP(p->addr + p->size, virtio_mem_region_align(o)));
         }
     }
     return 0;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/virtio_mem_options.h"
 #include "mm/memmap.h"
 #include "vfio/vfio.h"
 
@@ -22,33 +23,7 @@
 #define CONFIG_MIN_MEMORY      (32ULL << 20)
 #define CONFIG_MAX_CPUS        254 /* 8-bit xAPIC ids, 255 is the broadcast id */
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
-
-#define CONFIG_MAX_VIRTIO_MEM      8
-#define CONFIG_ID_MAX              32
-#define CONFIG_DEFAULT_BLOCK_SIZE  (2ULL << 20)
-#define CONFIG_MIN_BLOCK_SIZE      (4ULL << 10)
-#define CONFIG_VIRTIO_MEM_ALIGN    (128ULL << 20) /* Linux's memory block size on x86 */
-#define CONFIG_VIRTIO_MEM_MIN_ADDR (4ULL << 30)
-#define CONFIG_MAX_PHYS_ADDR       (1ULL << 52) /* the largest physical address space of x86 */
-
-/* One --virtio-mem option. */
-struct virtio_mem_options {
-    char id[CONFIG_ID_MAX]; /* "mem0", "mem1", ... unless id= was given */
-    uint64_t size;          /* region size, a multiple of block_size */
-    uint64_t block_size;    /* a power of two, >= 4 KiB */
-    uint64_t requested;     /* initial requested size, <= size, a multiple of block_size */
-    uint64_t addr;          /* guest-physical base; 0: placed above RAM automatically */
-    enum mm_backing_kind backend;
-    const char *hugetlbfs_path; /* MM_BACKING_HUGETLBFS only */
-    bool prealloc; /* allocate memory when a block is plugged, answer BUSY if impossible;
-                      on by default for hugetlbfs */
-};
-
-/* The alignment of a region's guest-physical base: 128 MiB, or the block size if larger. */
-static inline uint64_t config_virtio_mem_align(const struct virtio_mem_options *o)
-{
-    return o->block_size > CONFIG_VIRTIO_MEM_ALIGN ? o->block_size : CONFIG_VIRTIO_MEM_ALIGN;
-}
+#define CONFIG_MAX_PHYS_ADDR   (1ULL << 52) /* the largest physical address space of x86 */
 
 enum console_mode {
     CONSOLE_STDIO, /* guest serial output to stdout, stdin to the guest */
@@ -66,7 +41,7 @@ struct vm_config {
     const char *console_path; /* CONSOLE_FILE only */
     bool no_reboot;           /* guest reboot ends minivmm (exit 0) */
     bool verbose;
-    struct virtio_mem_options virtio_mem[CONFIG_MAX_VIRTIO_MEM];
+    struct virtio_mem_options virtio_mem[VIRTIO_MEM_MAX_DEVICES];
     unsigned nr_virtio_mem;
     bool virtio_mmio_cmdline; /* also describe virtio-mmio devices on the kernel command line */
     const char *api_socket;   /* control socket path, or NULL */

@@ -64,7 +64,7 @@ struct vm {
     struct device *devices; /* in creation order */
     struct device **devices_tail;
     unsigned nr_virtio_mmio; /* virtio-mmio windows handed out (virtio_mmio_init) */
-    struct virtio_mem *virtio_mem[CONFIG_MAX_VIRTIO_MEM]; /* for the control socket */
+    struct virtio_mem *virtio_mem[VIRTIO_MEM_MAX_DEVICES]; /* for the control socket */
     unsigned nr_virtio_mem;
 
     struct pci_host pci;
