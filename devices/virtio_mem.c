@@ -11,11 +11,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "devices/devices.h"
-#include "vmm/cpuid.h"
+#include "devices/host.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -229,7 +227,7 @@ static bool vmem_features_ok(void *opaque, uint64_t features)
 /* One request chain: read it, answer it.  Returns false if the driver broke the protocol. */
 static bool serve_chain(struct virtio_mem *m, struct virtq *vq, const struct virtq_chain *c)
 {
-    struct mm_map *mem = &m->vm->mem;
+    struct mm_map *mem = m->host->mem;
     char why[128];
     struct virtio_mem_req req;
     struct virtio_mem_resp resp;
@@ -285,7 +283,7 @@ static void vmem_queue_notify(void *opaque, unsigned q)
             virtio_mmio_notify_later(&m->transport, q);
             break;
         }
-        enum virtq_pop_result r = virtq_pop(vq, &m->vm->mem, &chain, err, sizeof(err));
+        enum virtq_pop_result r = virtq_pop(vq, m->host->mem, &chain, err, sizeof(err));
         if (r == VIRTQ_EMPTY)
             break;
         if (r == VIRTQ_BROKEN) {
@@ -296,7 +294,7 @@ static void vmem_queue_notify(void *opaque, unsigned q)
             break;
         answered = true;
     }
-    if (answered && virtq_should_interrupt(vq, &m->vm->mem))
+    if (answered && virtq_should_interrupt(vq, m->host->mem))
         virtio_mmio_queue_interrupt(&m->transport, q);
 }
 
@@ -371,24 +369,15 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     virtio_mmio_unlock(&m->transport);
 }
 
-struct virtio_mem *virtio_mem_find(struct vm *vm, const char *id)
-{
-    if (id[0] == '\0')
-        return vm->nr_virtio_mem == 1 ? vm->virtio_mem[0] : NULL;
-    for (unsigned i = 0; i < vm->nr_virtio_mem; i++)
-        if (strcmp(vm->virtio_mem[i]->opts.id, id) == 0)
-            return vm->virtio_mem[i];
-    return NULL;
-}
-
 /* --- creation ---------------------------------------------------------------------- */
 
-int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem_options *o,
-                    uint64_t addr, char *err, size_t errlen)
+int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
+                    struct virtio_mmio_windows *windows, const struct virtio_mem_options *o,
+                    uint64_t addr, unsigned max_slots, char *err, size_t errlen)
 {
     char why[256];
     memset(m, 0, sizeof(*m));
-    m->vm = vm;
+    m->host = h;
     m->opts = *o;
     snprintf(m->name, sizeof(m->name), "virtio-mem %s", o->id);
     m->addr = addr;
@@ -404,7 +393,7 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
                     "block-size=%lluK or larger",
                     m->name, (unsigned long long)(m->backing.page_size / KiB),
                     (unsigned long long)(m->backing.page_size / KiB));
-    if (mm_discard_require(&vm->mem.discard, MM_DISCARD_COORDINATED, m->name, why, sizeof(why)) < 0)
+    if (mm_discard_require(&h->mem->discard, MM_DISCARD_COORDINATED, m->name, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s", why);
 
     struct mm_region region = {.gpa = addr,
@@ -414,7 +403,7 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
                                .name = m->name,
                                .accessible = region_accessible,
                                .opaque = m};
-    if (mm_map_add(&vm->mem, &region, why, sizeof(why)) < 0)
+    if (mm_map_add(h->mem, &region, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s (choose another addr=)", m->name, why);
     if (mm_tracker_init(&m->tracker, addr, o->size, o->block_size) < 0)
         return errf(err, errlen, "%s: cannot track %llu blocks: %s", m->name,
@@ -424,15 +413,13 @@ int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem
             0 ||
         mm_tracker_register(&m->tracker, &m->guard.listener, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
-    unsigned max_slots =
-        vm->memslots_per_device ? vm->memslots_per_device : MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES;
     uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, max_slots);
-    if (mm_sparse_slots_init(&m->slots, &vm->mem, addr, o->size, m->backing.hva, chunk,
+    if (mm_sparse_slots_init(&m->slots, h->mem, addr, o->size, m->backing.hva, chunk,
                              "kvm memslots", why, sizeof(why)) < 0 ||
         mm_tracker_register(&m->tracker, &m->slots.listener, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
     update_usable_region(m, true);
-    return virtio_mmio_init(&m->transport, vm, o->id, &vmem_device_ops, m, err, errlen);
+    return virtio_mmio_init(&m->transport, h, windows, o->id, &vmem_device_ops, m, err, errlen);
 }
 
 void virtio_mem_destroy(struct virtio_mem *m)
@@ -444,11 +431,10 @@ void virtio_mem_destroy(struct virtio_mem *m)
     mm_backing_free(&m->backing);
 }
 
-/* Physical address bits of the guest CPU (CPUID 0x80000008 EAX[7:0]). */
-static unsigned guest_phys_bits(struct vm *vm)
+/* Physical address bits of the guest CPU, or the architectural minimum if unknown. */
+static unsigned guest_phys_bits(const struct dev_host *h)
 {
-    unsigned bits = vm->cpuid ? cpuid_phys_bits(vm->cpuid) : 0;
-    return bits ? bits : 36; /* 36: the architectural minimum */
+    return h->phys_bits ? h->phys_bits : 36;
 }
 
 /*
@@ -457,20 +443,21 @@ static unsigned guest_phys_bits(struct vm *vm)
  * i, which virtio_mem_create adds first), 128 MiB (and block) aligned, that
  * overlaps no region of a later device given with addr=.
  */
-static uint64_t place_region(struct vm *vm, unsigned i)
+static uint64_t place_region(const struct mm_map *mem, const struct virtio_mem_options *all,
+                             unsigned n, unsigned i)
 {
-    const struct virtio_mem_options *all = vm->cfg->virtio_mem, *o = &all[i];
+    const struct virtio_mem_options *o = &all[i];
     uint64_t align = virtio_mem_region_align(o);
     uint64_t addr = LAYOUT_PCI_HOLE_END;
-    for (unsigned r = 0; r < vm->mem.nr_regions; r++) {
-        const struct mm_region *reg = &vm->mem.regions[r];
+    for (unsigned r = 0; r < mem->nr_regions; r++) {
+        const struct mm_region *reg = &mem->regions[r];
         if (reg->gpa + reg->size > addr)
             addr = reg->gpa + reg->size;
     }
     addr = ALIGN_UP(addr, align);
     for (bool moved = true; moved;) {
         moved = false;
-        for (unsigned j = i + 1; j < vm->cfg->nr_virtio_mem; j++) {
+        for (unsigned j = i + 1; j < n; j++) {
             if (!all[j].addr || !ranges_overlap(addr, o->size, all[j].addr, all[j].size))
                 continue;
             addr = ALIGN_UP(all[j].addr + all[j].size, align);
@@ -480,23 +467,15 @@ static uint64_t place_region(struct vm *vm, unsigned i)
     return addr;
 }
 
-int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
+int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *windows,
+                      const struct virtio_mem_options *opts, unsigned n,
+                      unsigned memslots_per_device, struct virtio_mem **out, char *err,
+                      size_t errlen)
 {
-    /* Share the memslots left after boot RAM and later devices' needs among the regions. */
-    if (vm->cfg->nr_virtio_mem) {
-        unsigned limit =
-            vm->max_memslots && vm->max_memslots < MM_MAX_SLOTS ? vm->max_memslots : MM_MAX_SLOTS;
-        if (limit <= LAYOUT_RESERVED_MEMSLOTS + vm->cfg->nr_virtio_mem)
-            return errf(err, errlen,
-                        "this host's KVM offers only %u memslots, too few for %u "
-                        "virtio-mem devices",
-                        limit, vm->cfg->nr_virtio_mem);
-        vm->memslots_per_device = (limit - LAYOUT_RESERVED_MEMSLOTS) / vm->cfg->nr_virtio_mem;
-    }
-    for (unsigned i = 0; i < vm->cfg->nr_virtio_mem; i++) {
-        const struct virtio_mem_options *o = &vm->cfg->virtio_mem[i];
-        uint64_t addr = o->addr ? o->addr : place_region(vm, i);
-        unsigned bits = guest_phys_bits(vm);
+    for (unsigned i = 0; i < n; i++) {
+        const struct virtio_mem_options *o = &opts[i];
+        uint64_t addr = o->addr ? o->addr : place_region(h->mem, opts, n, i);
+        unsigned bits = guest_phys_bits(h);
         char a[32];
         if (bits < 64 && (addr >= (1ULL << bits) || o->size > (1ULL << bits) - addr))
             return errf(err, errlen,
@@ -512,9 +491,9 @@ int virtio_mem_create(struct vm *vm, char *err, size_t errlen)
          * already point into it, and minivmm exits right after this error.
          */
         struct virtio_mem *m = xzalloc(sizeof(*m));
-        if (virtio_mem_init(m, vm, o, addr, err, errlen) < 0)
+        if (virtio_mem_init(m, h, windows, o, addr, memslots_per_device, err, errlen) < 0)
             return -1;
-        vm->virtio_mem[vm->nr_virtio_mem++] = m;
+        out[i] = m;
     }
     return 0;
 }

@@ -7,11 +7,13 @@
  * the tracker's listeners - DMA-mapped while the guest has it plugged.
  *
  * Who calls what:
- *   - virtio_mem_create() (device table, start-up) builds every instance.
+ *   - virtio_mem_create() (the VM's device table, start-up) builds every
+ *     instance on the struct dev_host it is given (devices/host.h) and hands
+ *     them back; the VM keeps them for the control socket.
  *   - The guest's requests arrive through the transport (queue_notify, main
  *     thread) and are answered by virtio_mem_handle_request(); config reads
  *     come from vCPU threads.
- *   - The control socket calls virtio_mem_find(), virtio_mem_resize() and
+ *   - The control socket (vmm/vm_ctl.c) calls virtio_mem_resize() and
  *     virtio_mem_status() on the main thread.
  *   - A guest reboot (system reset) unplugs everything; a device reset by the
  *     driver keeps the plugged blocks (spec §5.15.5.2).
@@ -81,9 +83,11 @@ struct virtio_mem_config {
     uint64_t requested_size;
 } __attribute__((packed));
 
+struct dev_host;
+
 struct virtio_mem {
     struct virtio_mmio transport; /* first: the device the VM knows */
-    struct vm *vm;
+    const struct dev_host *host;
     struct virtio_mem_options opts;
     char name[48]; /* "virtio-mem mem0" */
     struct mm_backing backing;
@@ -96,16 +100,32 @@ struct virtio_mem {
     bool unplugged_inaccessible; /* the driver accepted VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
 };
 
-/* Device table entry: create one device per --virtio-mem.  See devices.h. */
-int virtio_mem_create(struct vm *vm, char *err, size_t errlen);
+/*
+ * Start-up, main thread: create one device per entry of opts[0..n-1] (the
+ * --virtio-mem options, in order) on host h, each with the next virtio-mmio
+ * window of windows.  A region without addr= is placed above everything in
+ * h->mem, 128 MiB (and block) aligned, clear of later regions given with
+ * addr=; every region must end inside h->phys_bits (36 if 0).  Each region
+ * may use memslots_per_device KVM memslots (>= 1; the VM shares out what
+ * KVM offers).  Device i is stored in out[i] (out has n entries) as soon as
+ * it exists and belongs to h's device list.  Returns 0, or -1 with a
+ * one-line reason in err: then out[] holds the devices created before the
+ * one that failed, and the entries from it on are untouched.
+ */
+int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *windows,
+                      const struct virtio_mem_options *opts, unsigned n,
+                      unsigned memslots_per_device, struct virtio_mem **out, char *err,
+                      size_t errlen);
 
 /*
- * Set up one device: backing, region, tracker, memslots, transport.  addr is
- * the region's guest-physical base (already placed).  Exposed for the unit
- * tests, which pass a struct vm without KVM.  Returns 0 or -1 with err.
+ * Set up one device: backing, region, tracker, memslots (at most max_slots,
+ * >= 1), transport (window from windows).  addr is the region's
+ * guest-physical base (already placed).  Exposed for the unit tests.
+ * Returns 0 or -1 with err.
  */
-int virtio_mem_init(struct virtio_mem *m, struct vm *vm, const struct virtio_mem_options *o,
-                    uint64_t addr, char *err, size_t errlen);
+int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
+                    struct virtio_mmio_windows *windows, const struct virtio_mem_options *o,
+                    uint64_t addr, unsigned max_slots, char *err, size_t errlen);
 void virtio_mem_destroy(struct virtio_mem *m);
 
 /*
@@ -126,8 +146,5 @@ int virtio_mem_resize(struct virtio_mem *m, uint64_t requested, char *err, size_
 
 /* Append this device's state to out as one JSON object. */
 void virtio_mem_status(struct virtio_mem *m, struct json *out);
-
-/* The device called id, the only device if id is "" and there is one, else NULL. */
-struct virtio_mem *virtio_mem_find(struct vm *vm, const char *id);
 
 #endif

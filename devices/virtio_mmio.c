@@ -20,10 +20,12 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "devices/bus.h"
+#include "devices/host.h"
 #include "vmm/aml.h"
+#include "vmm/evloop.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #define VIRTIO_MMIO_VERSION_2        2
 #define VIRTIO_MMIO_REG_WIDTH        4 /* control registers are 32-bit */
@@ -194,7 +196,7 @@ static void virtio_mmio_queue_enable(struct virtio_mmio *t, struct virtq *vq)
     char err[256];
     if (vq->ready)
         return;
-    if (virtq_check_layout(vq, &t->vm->mem, err, sizeof(err)) < 0) {
+    if (virtq_check_layout(vq, t->host->mem, err, sizeof(err)) < 0) {
         char reason[320];
         snprintf(reason, sizeof(reason), "queue %u: %s", t->queue_sel, err);
         virtio_mmio_set_needs_reset(t, reason);
@@ -489,7 +491,7 @@ static void virtio_mmio_release(struct virtio_mmio *t)
     for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++) {
         if (t->notify_fd[q] < 0)
             continue;
-        evloop_remove(&t->vm->loop, t->notify_fd[q]);
+        evloop_remove(t->host->loop, t->notify_fd[q]);
         close(t->notify_fd[q]);
         t->notify_fd[q] = -1;
     }
@@ -504,7 +506,7 @@ static void virtio_mmio_destroy(struct device *dev)
     struct virtio_mmio *t = virtio_mmio_of(dev);
     const struct virtio_device_ops *ops = t->ops;
     void *opaque = t->opaque;
-    bus_unregister(&t->vm->mmio, t->base);
+    bus_unregister(t->host->mmio, t->base);
     virtio_mmio_release(t);
     if (ops->destroy)
         ops->destroy(opaque); /* may free t */
@@ -551,7 +553,7 @@ static int virtio_mmio_open_fds(struct virtio_mmio *t, char *err, size_t errlen)
         int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (fd < 0)
             return errf(err, errlen, "%s: notify eventfd: %s", t->name, strerror(errno));
-        if (evloop_add(&t->vm->loop, fd, EPOLLIN, virtio_mmio_on_notify, t) < 0) {
+        if (evloop_add(t->host->loop, fd, EPOLLIN, virtio_mmio_on_notify, t) < 0) {
             int e = errno;
             close(fd);
             return errf(err, errlen, "%s: cannot watch the notify eventfd: %s", t->name,
@@ -562,21 +564,22 @@ static int virtio_mmio_open_fds(struct virtio_mmio *t, char *err, size_t errlen)
     return 0;
 }
 
-int virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const char *name,
+int virtio_mmio_init(struct virtio_mmio *t, const struct dev_host *h,
+                     struct virtio_mmio_windows *windows, const char *name,
                      const struct virtio_device_ops *ops, void *opaque, char *err, size_t errlen)
 {
     if (virtio_mmio_check_ops(ops, name, err, errlen) < 0)
         return -1;
-    if (vm->nr_virtio_mmio >= LAYOUT_VIRTIO_MMIO_MAX)
+    if (windows->used >= LAYOUT_VIRTIO_MMIO_MAX)
         return errf(err, errlen, "%s: too many virtio-mmio devices (at most %d)", name,
                     LAYOUT_VIRTIO_MMIO_MAX);
 
     memset(t, 0, sizeof(*t));
-    t->vm = vm;
+    t->host = h;
     t->ops = ops;
     t->opaque = opaque;
     snprintf(t->name, sizeof(t->name), "%s", name);
-    t->index = vm->nr_virtio_mmio;
+    t->index = windows->used;
     t->base = LAYOUT_VIRTIO_MMIO_START + t->index * LAYOUT_VIRTIO_MMIO_SIZE;
     t->gsi = virtio_mmio_gsis[t->index];
     t->irq_fd = -1;
@@ -591,15 +594,15 @@ int virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const char *name,
         virtio_mmio_release(t);
         return -1;
     }
-    if (bus_register(&vm->mmio, t->base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops, t,
-                     t->name) < 0) {
+    if (bus_register(h->mmio, t->base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops, t, t->name) <
+        0) {
         virtio_mmio_release(t);
         return errf(err, errlen, "%s: MMIO range %#llx-%#llx is taken", name,
                     (unsigned long long)t->base,
                     (unsigned long long)(t->base + LAYOUT_VIRTIO_MMIO_SIZE - 1));
     }
-    vm->nr_virtio_mmio++;
-    vm_add_device(vm, &t->dev);
+    windows->used++;
+    dev_host_add_device(h, &t->dev);
     return 0;
 }
 

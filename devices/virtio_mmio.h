@@ -2,9 +2,11 @@
  * virtio_mmio.h - the virtio-mmio transport, version 2 (VIRTIO 1.x §4.2).
  *
  * A device model (virtio-mem) embeds a struct virtio_mmio and describes
- * itself with a struct virtio_device_ops.  virtio_mmio_init() claims the next
- * free 4 KiB window and interrupt line, registers the MMIO range and hands
- * the embedded struct device to the VM; the window appears in the DSDT as an
+ * itself with a struct virtio_device_ops.  virtio_mmio_init() takes the next
+ * free 4 KiB window and interrupt line from the VM's struct
+ * virtio_mmio_windows, registers the MMIO range on the host's MMIO bus and
+ * hands the embedded struct device to the host's device list
+ * (devices/host.h); the window appears in the DSDT as an
  * LNRO0005 device with its memory range and an edge-triggered interrupt, so
  * stock distribution kernels find it through ACPI.
  *
@@ -34,7 +36,7 @@
 #include "devices/device.h"
 #include "devices/virtqueue.h"
 
-struct vm;
+struct dev_host;
 
 #define VIRTIO_MMIO_MAX_QUEUES 4
 #define VIRTIO_MMIO_CONFIG_MAX 256 /* device config space bytes at 0x100 */
@@ -125,9 +127,19 @@ struct virtio_device_ops {
     void (*destroy)(void *opaque);
 };
 
+/*
+ * The virtio-mmio windows of one machine: LAYOUT_VIRTIO_MMIO_MAX 4 KiB
+ * windows from LAYOUT_VIRTIO_MMIO_START, each with its own GSI, handed out in
+ * order.  The VM owns one (zeroed before the first device is created) and
+ * passes it to every virtio_mmio_init(); only the transport changes it.
+ */
+struct virtio_mmio_windows {
+    unsigned used; /* windows handed out so far; the next one has this index */
+};
+
 struct virtio_mmio {
     struct device dev; /* owned by the VM's device list once initialised */
-    struct vm *vm;
+    const struct dev_host *host;
     const struct virtio_device_ops *ops;
     void *opaque;
     char name[32];
@@ -150,12 +162,13 @@ struct virtio_mmio {
 };
 
 /*
- * Set up the transport for a device model and register it with the VM
- * (window, interrupt, MMIO range, event-loop handlers, device list).
- * Start-up only, main thread.  t is cleared first; ops and opaque must
- * outlive it.  Returns 0, or -1 with a one-line reason in err (out of
- * windows or interrupt lines, eventfd failure, an invalid ops table); on
- * failure nothing is left registered and no window is used up.
+ * Set up the transport for a device model and register it with the host
+ * (the next window and its interrupt from windows, the MMIO range,
+ * event-loop handlers, device list).  Start-up only, main thread.  t is
+ * cleared first; h, windows, ops and opaque must outlive it.  Returns 0, or
+ * -1 with a one-line reason in err (out of windows, eventfd failure, an
+ * invalid ops table); on failure nothing is left registered and no window
+ * is used up.
  *
  * Guest-visible behaviour beyond the register map:
  *   - control registers (0x000-0x0ff) take aligned 32-bit accesses only;
@@ -168,7 +181,8 @@ struct virtio_mmio {
  *     (stays clear) unless FEATURES_OK was accepted.
  *   - DriverFeatures written with DriverFeaturesSel > 1 are ignored.
  */
-int virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const char *name,
+int virtio_mmio_init(struct virtio_mmio *t, const struct dev_host *h,
+                     struct virtio_mmio_windows *windows, const char *name,
                      const struct virtio_device_ops *ops, void *opaque, char *err, size_t errlen);
 
 void virtio_mmio_lock(struct virtio_mmio *t);

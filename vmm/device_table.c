@@ -5,6 +5,8 @@
 #include "devices/virtio_mem.h"
 #include "devices/pci.h"
 #include "vfio/vfio.h"
+#include "vmm/layout.h"
+#include "vmm/util.h"
 #include "vmm/vm.h"
 
 static int create_acpi_pm(struct vm *vm, char *err, size_t errlen)
@@ -17,9 +19,36 @@ static int create_serial(struct vm *vm, char *err, size_t errlen)
     return serial_create(vm, err, errlen);
 }
 
+/*
+ * The KVM memslots each virtio-mem region may use: what KVM offers (at most
+ * MM_MAX_SLOTS), less those kept for boot RAM and other devices
+ * (LAYOUT_RESERVED_MEMSLOTS), shared equally among the n regions.
+ */
+static int virtio_mem_memslot_budget(const struct vm *vm, unsigned n, unsigned *per_device,
+                                     char *err, size_t errlen)
+{
+    unsigned limit =
+        vm->max_memslots && vm->max_memslots < MM_MAX_SLOTS ? vm->max_memslots : MM_MAX_SLOTS;
+    if (limit <= LAYOUT_RESERVED_MEMSLOTS + n)
+        return errf(err, errlen,
+                    "this host's KVM offers only %u memslots, too few for %u virtio-mem devices",
+                    limit, n);
+    *per_device = (limit - LAYOUT_RESERVED_MEMSLOTS) / n;
+    return 0;
+}
+
+/* One device per --virtio-mem; the VM keeps them for the control socket. */
 static int create_virtio_mem(struct vm *vm, char *err, size_t errlen)
 {
-    return virtio_mem_create(vm, err, errlen);
+    unsigned n = vm->cfg->nr_virtio_mem, per_device = 0;
+    if (n == 0)
+        return 0;
+    if (virtio_mem_memslot_budget(vm, n, &per_device, err, errlen) < 0 ||
+        virtio_mem_create(&vm->host, &vm->virtio_mmio_windows, vm->cfg->virtio_mem, n, per_device,
+                          vm->virtio_mem, err, errlen) < 0)
+        return -1;
+    vm->nr_virtio_mem = n;
+    return 0;
 }
 
 /* After virtio-mem: the 64-bit BAR window goes above every region. */

@@ -28,6 +28,7 @@
 #include "devices/irq_routes.h"
 #include "devices/pci.h"
 #include "devices/host.h"
+#include "devices/virtio_mmio.h"
 #include "mm/memmap.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
@@ -50,12 +51,11 @@ enum vm_stop_reason {
 struct vm {
     const struct vm_config *cfg;
     int kvm_fd;
-    int vm_fd;                    /* -1 between two boots */
-    int run_size;                 /* size of each vCPU's kvm_run mapping */
-    struct kvm_cpuid2 *cpuid;     /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
-    bool tsc_deadline;            /* KVM emulates the TSC-deadline timer */
-    unsigned max_memslots;        /* KVM_CAP_NR_MEMSLOTS (0: unknown) */
-    unsigned memslots_per_device; /* memslot budget of each virtio-mem region */
+    int vm_fd;                /* -1 between two boots */
+    int run_size;             /* size of each vCPU's kvm_run mapping */
+    struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+    bool tsc_deadline;        /* KVM emulates the TSC-deadline timer */
+    unsigned max_memslots;    /* KVM_CAP_NR_MEMSLOTS (0: unknown) */
 
     struct mm_map mem;
     struct bus pio;
@@ -63,7 +63,7 @@ struct vm {
     struct dev_host host;   /* what devices see of this VM (mem, pio, mmio, loop); vm_create */
     struct device *devices; /* in creation order */
     struct device **devices_tail;
-    unsigned nr_virtio_mmio; /* virtio-mmio windows handed out (virtio_mmio_init) */
+    struct virtio_mmio_windows virtio_mmio_windows;        /* handed out to virtio-mmio devices */
     struct virtio_mem *virtio_mem[VIRTIO_MEM_MAX_DEVICES]; /* for the control socket */
     unsigned nr_virtio_mem;
 

@@ -12,6 +12,17 @@
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
+struct virtio_mem *vm_ctl_find_virtio_mem(struct virtio_mem *const *devices, unsigned n,
+                                          const char *id)
+{
+    if (id[0] == '\0')
+        return n == 1 ? devices[0] : NULL;
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(devices[i]->opts.id, id) == 0)
+            return devices[i];
+    return NULL;
+}
+
 static int vm_ctl_status(void *opaque, struct json *out, char *err, size_t errlen)
 {
     struct vm *vm = opaque;
@@ -44,7 +55,7 @@ static int vm_ctl_resize(void *opaque, const char *id, uint64_t size, struct jso
 {
     struct vm *vm = opaque;
     char ids[256];
-    struct virtio_mem *m = virtio_mem_find(vm, id);
+    struct virtio_mem *m = vm_ctl_find_virtio_mem(vm->virtio_mem, vm->nr_virtio_mem, id);
     if (!m) {
         list_ids(vm, ids, sizeof(ids));
         if (vm->nr_virtio_mem == 0)

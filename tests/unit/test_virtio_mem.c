@@ -2,8 +2,8 @@
  * test_virtio_mem.c - unit tests of the virtio-mem device (devices/virtio_mem.c),
  * without KVM.
  *
- * A hand-built struct vm (64 MiB of boot RAM, MMIO bus, event loop, no VM
- * fd) hosts one virtio-mem device, by default a 1 GiB region of 2 MiB blocks
+ * A test VM without KVM (test_vm.h: 64 MiB of boot RAM, MMIO bus, event
+ * loop, no VM fd) hosts one virtio-mem device, by default a 1 GiB region of 2 MiB blocks
  * at 4 GiB with nothing requested.  Most tests call
  * virtio_mem_handle_request() directly with the transport lock held; the
  * config space, ConfigGeneration and InterruptStatus are read through
@@ -25,7 +25,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +38,7 @@
 #include "mm/tracker.h"
 #include "vmm/json.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
+#include "vmm/vm_ctl.h"
 
 #include "tests/unit/test_vm.h"
 #include "tests/unit/virtio_spec.h"
@@ -63,6 +62,7 @@
 #define RESP_GPA   0x211000ULL
 
 #define PHYS_BITS 36
+#define MEMSLOTS  (MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES) /* each region's memslot budget */
 
 struct counting_listener {
     struct mm_listener l;
@@ -72,9 +72,11 @@ struct counting_listener {
 };
 
 struct fixture {
-    struct vm vm;
-    struct vm_config cfg;
-    struct kvm_cpuid2 *cpuid;
+    struct test_vm vm;
+    struct virtio_mem_options opts[VIRTIO_MEM_MAX_DEVICES]; /* for virtio_mem_create() */
+    unsigned nr_opts;
+    struct virtio_mem *created[VIRTIO_MEM_MAX_DEVICES]; /* what virtio_mem_create() made */
+    unsigned nr_created;
     struct virtio_mem *m;
     unsigned base_slots; /* memslots of boot RAM */
     uint16_t avail_idx;  /* the driver's copy of avail->idx */
@@ -100,7 +102,8 @@ static struct virtio_mem *new_mem(struct fixture *fx, const struct virtio_mem_op
     char err[512];
     struct virtio_mem *m = calloc(1, sizeof(*m));
     assert_non_null(m);
-    if (virtio_mem_init(m, &fx->vm, o, addr, err, sizeof(err)) < 0)
+    if (virtio_mem_init(m, &fx->vm.host, &fx->vm.virtio_mmio, o, addr, MEMSLOTS, err, sizeof(err)) <
+        0)
         fail_msg("virtio_mem_init: %s", err);
     fx->m = m;
     return m;
@@ -111,7 +114,7 @@ static int setup_bare(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    test_vm_init(&fx->vm, &fx->cfg, RAM_SIZE);
+    test_vm_init(&fx->vm, RAM_SIZE);
     fx->base_slots = mm_slot_count(&fx->vm.mem);
     *state = fx;
     return 0;
@@ -131,7 +134,6 @@ static int teardown(void **state)
 {
     struct fixture *fx = *state;
     test_vm_destroy(&fx->vm); /* the devices free the virtio_mem */
-    free(fx->cpuid);
     free(fx);
     return 0;
 }
@@ -1387,24 +1389,33 @@ static void test_memfd_unplug_punches_hole(void **state)
 /* 10. Start-up checks through virtio_mem_create() (doc §4.1, §7.6)         */
 /* ======================================================================== */
 
-/* A CPUID table with leaf 0x80000008: phys_bits physical address bits. */
+/* The guest CPU's physical address width, as the VM takes it from CPUID. */
 static void set_phys_bits(struct fixture *fx, unsigned phys_bits)
 {
-    fx->cpuid = calloc(1, sizeof(*fx->cpuid) + 2 * sizeof(struct kvm_cpuid_entry2));
-    assert_non_null(fx->cpuid);
-    fx->cpuid->nent = 2;
-    fx->cpuid->entries[0].function = 0x80000000;
-    fx->cpuid->entries[0].eax = 0x80000008;
-    fx->cpuid->entries[1].function = 0x80000008;
-    fx->cpuid->entries[1].eax = (48u << 8) | phys_bits; /* linear bits 48, physical bits */
-    fx->vm.cpuid = fx->cpuid;
+    fx->vm.host.phys_bits = phys_bits;
 }
 
 static void add_cfg(struct fixture *fx, const char *id, uint64_t size, uint64_t addr)
 {
-    struct virtio_mem_options *o = &fx->cfg.virtio_mem[fx->cfg.nr_virtio_mem++];
+    struct virtio_mem_options *o = &fx->opts[fx->nr_opts++];
     *o = mem_opts(id, size, BLOCK, 0);
     o->addr = addr;
+}
+
+/* virtio_mem_create() on the options added so far; what it creates joins fx->created. */
+static int create_devices(struct fixture *fx, char *err, size_t errlen)
+{
+    struct virtio_mem *out[VIRTIO_MEM_MAX_DEVICES] = {NULL};
+    int r = virtio_mem_create(&fx->vm.host, &fx->vm.virtio_mmio, fx->opts, fx->nr_opts, MEMSLOTS,
+                              out, err, errlen);
+    for (unsigned i = 0; i < fx->nr_opts && out[i]; i++)
+        fx->created[fx->nr_created++] = out[i];
+    return r;
+}
+
+static struct virtio_mem *find(struct fixture *fx, const char *id)
+{
+    return vm_ctl_find_virtio_mem(fx->created, fx->nr_created, id);
 }
 
 /* Two devices are placed one after the other above 4 GiB, 128 MiB aligned. */
@@ -1415,15 +1426,18 @@ static void test_create_places_devices(void **state)
     set_phys_bits(fx, PHYS_BITS);
     add_cfg(fx, "mem0", 130 * MiB, 0); /* not a multiple of 128 MiB */
     add_cfg(fx, "mem1", 256 * MiB, 0);
-    if (virtio_mem_create(&fx->vm, err, sizeof(err)) < 0)
+    if (create_devices(fx, err, sizeof(err)) < 0)
         fail_msg("virtio_mem_create: %s", err);
-    assert_int_equal(fx->vm.nr_virtio_mem, 2);
-    struct virtio_mem *m0 = virtio_mem_find(&fx->vm, "mem0");
-    struct virtio_mem *m1 = virtio_mem_find(&fx->vm, "mem1");
-    assert_non_null(m0);
-    assert_non_null(m1);
-    assert_null(virtio_mem_find(&fx->vm, "mem2"));
-    assert_null(virtio_mem_find(&fx->vm, "")); /* ambiguous with two devices */
+    assert_int_equal(fx->nr_created, 2);
+    struct virtio_mem *m0 = find(fx, "mem0");
+    struct virtio_mem *m1 = find(fx, "mem1");
+    assert_ptr_equal(m0, fx->created[0]); /* handed back in option order */
+    assert_ptr_equal(m1, fx->created[1]);
+    assert_null(find(fx, "mem2"));
+    assert_null(find(fx, "")); /* ambiguous with two devices */
+    /* Both joined the device list, in order. */
+    assert_ptr_equal(fx->vm.devices, &m0->transport.dev);
+    assert_ptr_equal(fx->vm.devices->next, &m1->transport.dev);
     assert_int_equal(m0->addr, 4 * GiB);
     assert_int_equal(m1->addr, 4 * GiB + 256 * MiB); /* after mem0's end, 128 MiB aligned */
     assert_int_equal(m1->addr % (128 * MiB), 0);
@@ -1442,10 +1456,11 @@ static void test_create_refuses_beyond_phys_bits(void **state)
     char err[512] = "";
     set_phys_bits(fx, PHYS_BITS);
     add_cfg(fx, "mem0", 2 * GiB, (1ULL << PHYS_BITS) - 1 * GiB);
-    assert_int_equal(virtio_mem_create(&fx->vm, err, sizeof(err)), -1);
+    assert_int_equal(create_devices(fx, err, sizeof(err)), -1);
     if (!strstr(err, "36-bit") || !strstr(err, "mem0"))
         fail_msg("message should name mem0 and the 36 address bits: %s", err);
-    assert_int_equal(fx->vm.nr_virtio_mem, 0);
+    assert_int_equal(fx->nr_created, 0);
+    assert_null(fx->vm.devices);
 }
 
 /* Ending exactly at 2^36 is fine; the limit follows the CPUID value. */
@@ -1455,20 +1470,21 @@ static void test_create_phys_bits_edges(void **state)
     char err[512] = "";
     set_phys_bits(fx, PHYS_BITS);
     add_cfg(fx, "mem0", 2 * GiB, (1ULL << PHYS_BITS) - 2 * GiB);
-    if (virtio_mem_create(&fx->vm, err, sizeof(err)) < 0)
+    if (create_devices(fx, err, sizeof(err)) < 0)
         fail_msg("virtio_mem_create: %s", err);
-    assert_int_equal(fx->vm.nr_virtio_mem, 1);
+    assert_int_equal(fx->nr_created, 1);
+    assert_ptr_equal(find(fx, ""), fx->created[0]); /* "" names the only device */
 
     /* Starting at 2^36 is refused with 36 bits and fine with 39. */
-    fx->cfg.nr_virtio_mem = 0;
+    fx->nr_opts = 0;
     add_cfg(fx, "mem1", 2 * GiB, 1ULL << PHYS_BITS);
-    assert_int_equal(virtio_mem_create(&fx->vm, err, sizeof(err)), -1);
+    assert_int_equal(create_devices(fx, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "36-bit"));
-    assert_int_equal(fx->vm.nr_virtio_mem, 1);
-    fx->cpuid->entries[1].eax = (48u << 8) | 39;
-    if (virtio_mem_create(&fx->vm, err, sizeof(err)) < 0)
+    assert_int_equal(fx->nr_created, 1);
+    set_phys_bits(fx, 39);
+    if (create_devices(fx, err, sizeof(err)) < 0)
         fail_msg("virtio_mem_create with 39 bits: %s", err);
-    assert_int_equal(fx->vm.nr_virtio_mem, 2);
+    assert_int_equal(fx->nr_created, 2);
 }
 
 /* addr= overlapping another region is refused, pointing at addr=. */
@@ -1479,11 +1495,11 @@ static void test_create_refuses_overlap(void **state)
     set_phys_bits(fx, PHYS_BITS);
     add_cfg(fx, "mem0", 1 * GiB, 4 * GiB);
     add_cfg(fx, "mem1", 256 * MiB, 4 * GiB + 512 * MiB);
-    assert_int_equal(virtio_mem_create(&fx->vm, err, sizeof(err)), -1);
+    assert_int_equal(create_devices(fx, err, sizeof(err)), -1);
     if (!strstr(err, "mem1") || !strstr(err, "addr="))
         fail_msg("message should name mem1 and addr=: %s", err);
-    assert_int_equal(fx->vm.nr_virtio_mem, 1);
-    assert_int_equal(fx->vm.virtio_mem[0]->addr, 4 * GiB);
+    assert_int_equal(fx->nr_created, 1); /* mem0 was handed back before mem1 failed */
+    assert_int_equal(fx->created[0]->addr, 4 * GiB);
 }
 
 /* Automatic placement steps around a region given with addr=, even a later one. */
@@ -1495,12 +1511,12 @@ static void test_create_places_around_explicit(void **state)
     add_cfg(fx, "mem0", 1 * GiB, 0);
     add_cfg(fx, "mem1", 256 * MiB, 4 * GiB + 512 * MiB);
     add_cfg(fx, "mem2", 128 * MiB, 0);
-    if (virtio_mem_create(&fx->vm, err, sizeof(err)) < 0)
+    if (create_devices(fx, err, sizeof(err)) < 0)
         fail_msg("virtio_mem_create: %s", err);
-    assert_int_equal(virtio_mem_find(&fx->vm, "mem1")->addr, 4 * GiB + 512 * MiB);
-    assert_int_equal(virtio_mem_find(&fx->vm, "mem0")->addr, 4 * GiB + 768 * MiB);
+    assert_int_equal(find(fx, "mem1")->addr, 4 * GiB + 512 * MiB);
+    assert_int_equal(find(fx, "mem0")->addr, 4 * GiB + 768 * MiB);
     /* Later automatic regions go after everything placed so far (gaps are not filled). */
-    assert_int_equal(virtio_mem_find(&fx->vm, "mem2")->addr, 4 * GiB + 1792 * MiB);
+    assert_int_equal(find(fx, "mem2")->addr, 4 * GiB + 1792 * MiB);
 }
 
 int main(void)

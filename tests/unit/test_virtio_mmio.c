@@ -2,7 +2,7 @@
  * test_virtio_mmio.c - unit tests of the virtio-mmio transport
  * (devices/virtio_mmio.c), without KVM.
  *
- * A hand-built struct vm (guest RAM, MMIO bus, event loop) hosts a fake
+ * A test VM without KVM (test_vm.h: guest RAM, MMIO bus, event loop) hosts a fake
  * device model whose callbacks record what they are told.  The tests drive
  * the registers through bus_access() as a vCPU would, following what Linux's
  * drivers/virtio/virtio_mmio.c does, and run the event loop to deliver queue
@@ -32,7 +32,6 @@
 #include "vmm/aml.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #include "tests/unit/test_vm.h"
 #include "tests/unit/virtio_spec.h"
@@ -156,15 +155,15 @@ static const struct virtio_device_ops fake_ops = {
 };
 
 struct fixture {
-    struct vm vm;
+    struct test_vm vm;
     struct fake *dev;
 };
 
-static struct fake *new_fake(struct vm *vm, const char *name, char *err, size_t errlen)
+static struct fake *new_fake(struct test_vm *vm, const char *name, char *err, size_t errlen)
 {
     struct fake *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    if (virtio_mmio_init(&f->t, vm, name, &fake_ops, f, err, errlen) < 0) {
+    if (virtio_mmio_init(&f->t, &vm->host, &vm->virtio_mmio, name, &fake_ops, f, err, errlen) < 0) {
         free(f);
         return NULL;
     }
@@ -176,7 +175,7 @@ static int setup(void **state)
     char err[256];
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    test_vm_init(&fx->vm, NULL, RAM_SIZE);
+    test_vm_init(&fx->vm, RAM_SIZE);
     fx->dev = new_fake(&fx->vm, "virtio-test0", err, sizeof(err));
     if (!fx->dev)
         fail_msg("virtio_mmio_init: %s", err);
@@ -352,7 +351,7 @@ static void test_identity(void **state)
     assert_int_equal(fx->dev->t.index, 0);
     assert_int_equal(fx->dev->t.base, FIRST_BASE);
     assert_int_equal(fx->dev->t.gsi, FIRST_GSI);
-    assert_int_equal(fx->vm.nr_virtio_mmio, 1);
+    assert_int_equal(fx->vm.virtio_mmio.used, 1);
     assert_ptr_equal(fx->vm.devices, &fx->dev->t.dev);
     assert_string_equal(fx->vm.devices->name, "virtio-test0");
     /* The whole 4 KiB page is claimed; beyond the config space reads are 0. */
@@ -392,7 +391,13 @@ static void test_too_many_devices(void **state)
     assert_null(new_fake(&fx->vm, "one-too-many", err, sizeof(err)));
     assert_non_null(strstr(err, "too many virtio-mmio devices"));
     assert_non_null(strstr(err, "one-too-many"));
-    assert_int_equal(fx->vm.nr_virtio_mmio, LAYOUT_VIRTIO_MMIO_MAX);
+    assert_int_equal(fx->vm.virtio_mmio.used, LAYOUT_VIRTIO_MMIO_MAX);
+}
+
+static int init_bad(struct fixture *fx, struct virtio_mmio *t, const struct virtio_device_ops *ops,
+                    char *err, size_t errlen)
+{
+    return virtio_mmio_init(t, &fx->vm.host, &fx->vm.virtio_mmio, "bad", ops, NULL, err, errlen);
 }
 
 static void test_invalid_ops_refused(void **state)
@@ -402,22 +407,22 @@ static void test_invalid_ops_refused(void **state)
     struct virtio_mmio t;
     struct virtio_device_ops ops = fake_ops;
     ops.num_queues = 0;
-    assert_int_equal(virtio_mmio_init(&t, &fx->vm, "bad", &ops, NULL, err, sizeof(err)), -1);
+    assert_int_equal(init_bad(fx, &t, &ops, err, sizeof(err)), -1);
     ops = fake_ops;
     ops.num_queues = VIRTIO_MMIO_MAX_QUEUES + 1;
-    assert_int_equal(virtio_mmio_init(&t, &fx->vm, "bad", &ops, NULL, err, sizeof(err)), -1);
+    assert_int_equal(init_bad(fx, &t, &ops, err, sizeof(err)), -1);
     ops = fake_ops;
     ops.queue_max_size = 100;
-    assert_int_equal(virtio_mmio_init(&t, &fx->vm, "bad", &ops, NULL, err, sizeof(err)), -1);
+    assert_int_equal(init_bad(fx, &t, &ops, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "power of two"));
     ops = fake_ops;
     ops.config_size = VIRTIO_MMIO_CONFIG_MAX + 1;
-    assert_int_equal(virtio_mmio_init(&t, &fx->vm, "bad", &ops, NULL, err, sizeof(err)), -1);
+    assert_int_equal(init_bad(fx, &t, &ops, err, sizeof(err)), -1);
     ops = fake_ops;
     ops.queue_notify = NULL;
-    assert_int_equal(virtio_mmio_init(&t, &fx->vm, "bad", &ops, NULL, err, sizeof(err)), -1);
+    assert_int_equal(init_bad(fx, &t, &ops, err, sizeof(err)), -1);
     /* Nothing was used up or registered. */
-    assert_int_equal(fx->vm.nr_virtio_mmio, 1);
+    assert_int_equal(fx->vm.virtio_mmio.used, 1);
     assert_null(fx->vm.devices->next);
 }
 
@@ -1043,7 +1048,7 @@ static void test_describe_acpi(void **state)
 
 static void describe_all(void *opaque, struct aml *aml)
 {
-    struct vm *vm = opaque;
+    struct test_vm *vm = opaque;
     for (struct device *d = vm->devices; d; d = d->next)
         d->ops->describe_acpi(d, aml);
 }

@@ -14,7 +14,7 @@
  *     a reference model written here from the contract in virtqueue.h, and
  *     guest memory is compared byte for byte with what the model says the
  *     device may have written.
- *  2. fuzz_virtio_mem_model: the whole device on a struct vm without KVM:
+ *  2. fuzz_virtio_mem_model: the whole device on a test VM without KVM:
  *     Linux's init sequence over MMIO, batches of request chains (well formed
  *     and broken, with buffers and even the rings inside virtio-mem blocks
  *     that the same batch unplugs), resizes, device and system resets,
@@ -54,7 +54,6 @@
 #include "mm/tracker.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #include "tests/unit/test_vm.h"
 #include "tests/unit/virtio_spec.h"
@@ -805,8 +804,7 @@ struct vmodel {
 };
 
 struct vfx {
-    struct vm vm;
-    struct vm_config cfg;
+    struct test_vm vm;
     struct virtio_mem *m;
     struct vmodel model;
     struct mmem mm;
@@ -819,8 +817,8 @@ static int vfx_setup(void **state)
     char err[512];
     struct vfx *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    struct vm *vm = &fx->vm;
-    test_vm_init(vm, &fx->cfg, V_RAM);
+    struct test_vm *vm = &fx->vm;
+    test_vm_init(vm, V_RAM);
 
     struct virtio_mem_options o;
     memset(&o, 0, sizeof(o));
@@ -830,7 +828,8 @@ static int vfx_setup(void **state)
     o.backend = MM_BACKING_ANON;
     fx->m = calloc(1, sizeof(*fx->m));
     assert_non_null(fx->m);
-    if (virtio_mem_init(fx->m, vm, &o, V_REGION, err, sizeof(err)) < 0)
+    if (virtio_mem_init(fx->m, &vm->host, &vm->virtio_mmio, &o, V_REGION,
+                        MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES, err, sizeof(err)) < 0)
         fail_msg("virtio_mem_init: %s", err);
 
     mmem_add_boot_ram(&fx->mm, &vm->mem, V_RAM);
