@@ -6,17 +6,21 @@
  * Guest poweroff: ACPICA writes ((SLP_TYP << 2) & 0x1c) | SLP_EN to the sleep
  * control register, with SLP_TYP taken from the DSDT's \_S5 package.  Guest
  * reboot (and panic with panic=-1): Linux writes the FADT reset value to the
- * reset register.  Both end the current boot through vm_request_stop().
+ * reset register.  Both end the current boot through the host's
+ * request_stop op; see acpi_pm.h.
  */
+#include "devices/acpi_pm.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/devices.h"
+#include "devices/bus.h"
+#include "devices/device.h"
+#include "devices/host.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #define SLP_EN     0x20
 #define SLP_TYP(v) (((v) >> 2) & 0x7)
@@ -24,7 +28,7 @@
 
 struct acpi_pm {
     struct device dev;
-    struct vm *vm;
+    const struct dev_host *host;
 };
 
 static void acpi_pm_read(void *opaque, uint64_t offset, void *data, unsigned len)
@@ -47,14 +51,14 @@ static void acpi_pm_write(void *opaque, uint64_t offset, const void *data, unsig
         if (!(v & SLP_EN))
             break;
         if (SLP_TYP(v) == LAYOUT_PM_S5_SLEEP_TYPE)
-            vm_request_stop(pm->vm, VM_STOP_POWEROFF);
+            dev_host_request_stop(pm->host, DEV_STOP_POWEROFF);
         else
             warn_limited("the guest asked for ACPI sleep type %u, which minivmm does not offer",
                          SLP_TYP(v));
         break;
     case LAYOUT_PM_RESET:
         if (v == LAYOUT_PM_RESET_VALUE)
-            vm_request_stop(pm->vm, VM_STOP_RESET);
+            dev_host_request_stop(pm->host, DEV_STOP_RESET);
         break;
     default: /* sleep status: writing WAK_STS clears it, and it is never set */
         break;
@@ -75,19 +79,19 @@ static const struct device_ops acpi_pm_ops = {
     .destroy = acpi_pm_destroy,
 };
 
-int acpi_pm_create(struct vm *vm, char *err, size_t errlen)
+int acpi_pm_create(const struct dev_host *h, char *err, size_t errlen)
 {
     struct acpi_pm *pm = xzalloc(sizeof(*pm));
-    pm->vm = vm;
+    pm->host = h;
     pm->dev.name = "acpi-pm";
     pm->dev.ops = &acpi_pm_ops;
-    if (bus_register(&vm->pio, LAYOUT_PM_PORT_BASE, LAYOUT_PM_PORT_COUNT, &acpi_pm_bus_ops, pm,
+    if (bus_register(h->pio, LAYOUT_PM_PORT_BASE, LAYOUT_PM_PORT_COUNT, &acpi_pm_bus_ops, pm,
                      "acpi-pm") < 0) {
         snprintf(err, errlen, "acpi-pm: ports %#x-%#x are taken", LAYOUT_PM_PORT_BASE,
                  LAYOUT_PM_PORT_BASE + LAYOUT_PM_PORT_COUNT - 1);
         free(pm);
         return -1;
     }
-    vm_add_device(vm, &pm->dev);
+    dev_host_add_device(h, &pm->dev);
     return 0;
 }

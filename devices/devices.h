@@ -11,7 +11,6 @@
 
 struct vm;
 
-int acpi_pm_create(struct vm *vm, char *err, size_t errlen);
 int serial_create(struct vm *vm, char *err, size_t errlen);
 
 #endif

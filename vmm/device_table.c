@@ -1,6 +1,7 @@
 /* device_table.c - the device table; see device_table.h. */
 #include "vmm/device_table.h"
 
+#include "devices/acpi_pm.h"
 #include "devices/devices.h"
 #include "devices/virtio_mem.h"
 #include "devices/pci.h"
@@ -11,7 +12,7 @@
 
 static int create_acpi_pm(struct vm *vm, char *err, size_t errlen)
 {
-    return acpi_pm_create(vm, err, errlen);
+    return acpi_pm_create(&vm->host, err, errlen);
 }
 
 static int create_serial(struct vm *vm, char *err, size_t errlen)
