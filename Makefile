@@ -21,6 +21,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 # Guest images the testbed tests boot besides the Debian kernel.
 TEST_IMAGES := build/tests/images/triple-fault.bzImage
+# Static programs scripts/testbed puts into the guest initramfs (/bin/...).
+GUEST_TOOLS := build/tests/guest/edu-tool
 
 # Debian packages: what building, unit testing and the testbed need.
 BUILD_DEPS := gcc make libc6-dev linux-libc-dev
@@ -47,6 +49,10 @@ build/tests/mkbzimage: tests/tools/mkbzimage.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+build/tests/guest/edu-tool: tests/guest/edu-tool.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -s $(LDFLAGS) -o $@ $<
+
 # ud2 with an empty IDT: #UD -> #GP -> #DF -> triple fault.
 build/tests/images/triple-fault.bzImage: build/tests/mkbzimage
 	@mkdir -p $(dir $@)
@@ -63,7 +69,7 @@ unit: unit-deps
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 testbed-prepare: deps
-	@$(MAKE) --no-print-directory minivmm $(TEST_IMAGES)
+	@$(MAKE) --no-print-directory minivmm $(TEST_IMAGES) $(GUEST_TOOLS)
 	@scripts/testbed --prepare
 
 testbed-test: testbed-prepare
