@@ -55,12 +55,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/devices.h"
+#include "devices/bus.h"
+#include "devices/device.h"
+#include "devices/host.h"
+#include "devices/serial.h"
 #include "devices/uart16550.h"
 #include "vmm/aml.h"
+#include "vmm/evloop.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
 
 #define SERIAL_INPUT_BUF 64
 #define SERIAL_RING_SIZE (1u << 20) /* console output buffered for a slow reader */
@@ -91,7 +94,7 @@ struct serial_out {
 struct serial {
     struct device dev;
     struct uart16550 uart;
-    struct vm *vm;
+    const struct dev_host *host;
     struct serial_out out;
     int in_fd;       /* -1: no (more) input */
     bool in_own;     /* in_fd is our non-blocking description of stdin (close it) */
@@ -240,7 +243,7 @@ static int serial_out_start(struct serial_out *o, int fd)
 
     /*
      * Every signal blocked in the writer: SIGINT/SIGTERM/SIGHUP go to the
-     * main loop's signalfd (vm.c blocks them before devices are created; this
+     * main loop's signalfd (the VM blocks them before devices are created; this
      * does not rely on it), the vCPU kick signal only to vCPU threads.
      */
     sigset_t all, old;
@@ -279,7 +282,7 @@ static void serial_out_stop(struct serial_out *o)
 static void serial_set_irq(void *ctx, bool level)
 {
     struct serial *s = ctx;
-    vm_irq_line(s->vm, LAYOUT_COM1_IRQ, level);
+    dev_host_irq_line(s->host, LAYOUT_COM1_IRQ, level);
 }
 
 /* Never blocks on the console: append to the ring or count the byte as dropped. */
@@ -328,7 +331,7 @@ static void serial_on_input(void *opaque, uint32_t events);
 static void serial_close_input(struct serial *s)
 {
     if (s->in_watched)
-        evloop_remove(&s->vm->loop, s->in_fd);
+        evloop_remove(s->host->loop, s->in_fd);
     if (s->in_own)
         close(s->in_fd);
     s->in_fd = -1;
@@ -346,11 +349,11 @@ static void serial_watch_input(struct serial *s, bool on)
     if (s->in_fd < 0 || s->in_is_file || s->in_watched == on)
         return;
     if (!on) {
-        evloop_remove(&s->vm->loop, s->in_fd);
+        evloop_remove(s->host->loop, s->in_fd);
         s->in_watched = false;
         return;
     }
-    if (evloop_add(&s->vm->loop, s->in_fd, EPOLLIN, serial_on_input, s) < 0) {
+    if (evloop_add(s->host->loop, s->in_fd, EPOLLIN, serial_on_input, s) < 0) {
         warn("serial console: cannot watch stdin: %s; the guest gets no more input",
              strerror(errno));
         serial_close_input(s);
@@ -517,7 +520,7 @@ static void serial_destroy(struct device *dev)
     if (s->in_fd >= 0)
         serial_close_input(s);
     if (s->wake_fd >= 0) {
-        evloop_remove(&s->vm->loop, s->wake_fd);
+        evloop_remove(s->host->loop, s->wake_fd);
         close(s->wake_fd);
     }
     serial_out_stop(&s->out);
@@ -534,11 +537,11 @@ static const struct device_ops serial_ops = {
     .destroy = serial_destroy,
 };
 
-int serial_create(struct vm *vm, char *err, size_t errlen)
+int serial_create(const struct dev_host *h, const struct serial_options *o, char *err,
+                  size_t errlen)
 {
-    const struct vm_config *cfg = vm->cfg;
     struct serial *s = xzalloc(sizeof(*s));
-    s->vm = vm;
+    s->host = h;
     s->dev.name = "serial0";
     s->dev.ops = &serial_ops;
     s->in_fd = -1;
@@ -547,15 +550,15 @@ int serial_create(struct vm *vm, char *err, size_t errlen)
     bool want_input = false;
 
     int out_fd = -1;
-    switch (cfg->console) {
+    switch (o->console) {
     case CONSOLE_STDIO:
         out_fd = STDOUT_FILENO;
         want_input = true;
         break;
     case CONSOLE_FILE:
-        out_fd = open(cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        out_fd = open(o->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (out_fd < 0) {
-            snprintf(err, errlen, "--console file=%s: %s", cfg->console_path, strerror(errno));
+            snprintf(err, errlen, "--console file=%s: %s", o->console_path, strerror(errno));
             free(s);
             return -1;
         }
@@ -571,13 +574,13 @@ int serial_create(struct vm *vm, char *err, size_t errlen)
 
     uart16550_init(&s->uart, &serial_uart_ops, s);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wake_fd < 0 || evloop_add(&vm->loop, s->wake_fd, EPOLLIN, serial_on_wake, s) < 0) {
+    if (s->wake_fd < 0 || evloop_add(h->loop, s->wake_fd, EPOLLIN, serial_on_wake, s) < 0) {
         snprintf(err, errlen, "serial console: eventfd: %s", strerror(errno));
         return -1;
     }
     if (want_input) {
         s->in_fd = serial_open_input(&s->in_own);
-        if (evloop_add(&vm->loop, s->in_fd, EPOLLIN, serial_on_input, s) == 0) {
+        if (evloop_add(h->loop, s->in_fd, EPOLLIN, serial_on_input, s) == 0) {
             s->in_watched = true;
             set_raw_terminal(STDIN_FILENO);
         } else if (errno == EPERM) {
@@ -590,12 +593,11 @@ int serial_create(struct vm *vm, char *err, size_t errlen)
         serial_pump_input(s); /* the UART has no room before the guest opens its tty: pause */
     }
 
-    if (bus_register(&vm->pio, LAYOUT_COM1_PORT, UART16550_NR_REGS, &serial_bus_ops, s, "com1") <
-        0) {
+    if (bus_register(h->pio, LAYOUT_COM1_PORT, UART16550_NR_REGS, &serial_bus_ops, s, "com1") < 0) {
         snprintf(err, errlen, "serial console: ports %#x-%#x are taken", LAYOUT_COM1_PORT,
                  LAYOUT_COM1_PORT + UART16550_NR_REGS - 1);
         return -1;
     }
-    vm_add_device(vm, &s->dev);
+    dev_host_add_device(h, &s->dev);
     return 0;
 }

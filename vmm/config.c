@@ -162,14 +162,14 @@ int config_parse_size(const char *str, uint64_t default_unit, uint64_t *out)
 static int parse_console(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
 {
     if (strcmp(arg, "stdio") == 0) {
-        cfg->console = CONSOLE_STDIO;
+        cfg->serial.console = CONSOLE_STDIO;
     } else if (strcmp(arg, "none") == 0) {
-        cfg->console = CONSOLE_NONE;
+        cfg->serial.console = CONSOLE_NONE;
     } else if (strncmp(arg, "file=", 5) == 0) {
         if (arg[5] == '\0')
             return errf(err, errlen, "--console file= needs a path, e.g. --console file=guest.log");
-        cfg->console = CONSOLE_FILE;
-        cfg->console_path = arg + 5;
+        cfg->serial.console = CONSOLE_FILE;
+        cfg->serial.console_path = arg + 5;
     } else {
         return errf(err, errlen,
                     "--console: '%s' is not a console mode (use stdio, none or file=PATH)", arg);
@@ -543,7 +543,7 @@ static void config_defaults(struct vm_config *cfg)
     cfg->cmdline = CONFIG_DEFAULT_CMDLINE;
     cfg->memory = CONFIG_DEFAULT_MEMORY;
     cfg->cpus = 1;
-    cfg->console = CONSOLE_STDIO;
+    cfg->serial.console = CONSOLE_STDIO;
 }
 
 /* Name of the option argv[optind - 1] refers to, for error messages. */

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/serial.h"
 #include "devices/virtio_mem_options.h"
 #include "mm/memmap.h"
 #include "vfio/vfio.h"
@@ -25,21 +26,14 @@
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0"
 #define CONFIG_MAX_PHYS_ADDR   (1ULL << 52) /* the largest physical address space of x86 */
 
-enum console_mode {
-    CONSOLE_STDIO, /* guest serial output to stdout, stdin to the guest */
-    CONSOLE_NONE,  /* output discarded, no input */
-    CONSOLE_FILE,  /* output appended to console_path, no input */
-};
-
 struct vm_config {
-    const char *kernel_path; /* required */
-    const char *initrd_path; /* NULL: no initrd */
-    const char *cmdline;     /* never NULL after parsing */
-    uint64_t memory;         /* boot RAM in bytes, multiple of 4 KiB */
-    unsigned cpus;           /* 1..CONFIG_MAX_CPUS */
-    enum console_mode console;
-    const char *console_path; /* CONSOLE_FILE only */
-    bool no_reboot;           /* guest reboot ends minivmm (exit 0) */
+    const char *kernel_path;      /* required */
+    const char *initrd_path;      /* NULL: no initrd */
+    const char *cmdline;          /* never NULL after parsing */
+    uint64_t memory;              /* boot RAM in bytes, multiple of 4 KiB */
+    unsigned cpus;                /* 1..CONFIG_MAX_CPUS */
+    struct serial_options serial; /* --console */
+    bool no_reboot;               /* guest reboot ends minivmm (exit 0) */
     bool verbose;
     struct virtio_mem_options virtio_mem[VIRTIO_MEM_MAX_DEVICES];
     unsigned nr_virtio_mem;

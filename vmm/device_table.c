@@ -2,9 +2,9 @@
 #include "vmm/device_table.h"
 
 #include "devices/acpi_pm.h"
-#include "devices/devices.h"
-#include "devices/virtio_mem.h"
 #include "devices/pci.h"
+#include "devices/serial.h"
+#include "devices/virtio_mem.h"
 #include "vfio/vfio.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
@@ -17,7 +17,7 @@ static int create_acpi_pm(struct vm *vm, char *err, size_t errlen)
 
 static int create_serial(struct vm *vm, char *err, size_t errlen)
 {
-    return serial_create(vm, err, errlen);
+    return serial_create(&vm->host, &vm->cfg->serial, err, errlen);
 }
 
 /*

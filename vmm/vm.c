@@ -206,8 +206,8 @@ static void load_boot_files(struct vm *vm)
                                    "give an initramfs file, or leave --initrd out", &st);
         vm->initrd_size = (uint64_t)st.st_size;
     }
-    if (vm->cfg->console == CONSOLE_FILE)
-        check_console_file(vm->cfg->console_path);
+    if (vm->cfg->serial.console == CONSOLE_FILE)
+        check_console_file(vm->cfg->serial.console_path);
 }
 
 static void on_stop_event(void *opaque, uint32_t events)

@@ -130,7 +130,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.cmdline, CONFIG_DEFAULT_CMDLINE);
     assert_int_equal(cfg.memory, 512 * MiB);
     assert_int_equal(cfg.cpus, 1);
-    assert_int_equal(cfg.console, CONSOLE_STDIO);
+    assert_int_equal(cfg.serial.console, CONSOLE_STDIO);
     assert_false(cfg.no_reboot);
 }
 
@@ -147,8 +147,8 @@ static void test_all_options(void **state)
     assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
     assert_int_equal(cfg.memory, GiB);
     assert_int_equal(cfg.cpus, 2);
-    assert_int_equal(cfg.console, CONSOLE_FILE);
-    assert_string_equal(cfg.console_path, "/tmp/x.log");
+    assert_int_equal(cfg.serial.console, CONSOLE_FILE);
+    assert_string_equal(cfg.serial.console_path, "/tmp/x.log");
     assert_true(cfg.no_reboot);
     assert_true(cfg.verbose);
 
@@ -158,7 +158,7 @@ static void test_all_options(void **state)
                      CONFIG_OK);
     assert_int_equal(cfg.memory, 256 * MiB);
     assert_int_equal(cfg.cpus, 4);
-    assert_int_equal(cfg.console, CONSOLE_NONE);
+    assert_int_equal(cfg.serial.console, CONSOLE_NONE);
 }
 
 static void test_help_version(void **state)

@@ -2,8 +2,8 @@
  * test_serial.c - unit tests of the serial console (devices/serial.c),
  * without KVM.
  *
- * A hand-built struct vm (port-I/O bus, event loop, no KVM VM: vm_fd -1, so
- * interrupts go nowhere) hosts the device with --console stdio.  Each test
+ * A test VM without KVM (test_vm.h: port-I/O bus, event loop; interrupts
+ * are only recorded) hosts the device with --console stdio.  Each test
  * puts pipes on the process's stdin and stdout (the test's own are saved and
  * put back in the teardown), drives the UART through bus_access() as a vCPU
  * would, and runs the event loop as the main thread does.  Checked: guest
@@ -37,17 +37,18 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "devices/devices.h"
+#include "devices/serial.h"
 #include "devices/uart16550.h"
 #include "vmm/layout.h"
 #include "vmm/util.h"
-#include "vmm/vm.h"
+
+#include "tests/unit/test_vm.h"
 
 #define RING_SIZE (1u << 20) /* serial.c's output ring */
 
 struct fixture {
-    struct vm vm;
-    struct vm_config cfg;
+    struct test_vm vm;
+    struct serial_options cfg;
     int saved_stdin, saved_stdout;
     int in_w;  /* write end of the pipe on stdin (-1: closed) */
     int out_r; /* read end of the pipe on stdout (-1: closed) */
@@ -74,13 +75,7 @@ static int setup(void **state)
     fx->in_w = in[1];
     fx->out_r = out[0];
 
-    struct vm *vm = &fx->vm;
-    vm->cfg = &fx->cfg;
-    vm->vm_fd = -1;
-    vm->kvm_fd = -1;
-    vm->devices_tail = &vm->devices;
-    bus_init(&vm->pio, "pio");
-    assert_int_equal(evloop_init(&vm->loop), 0);
+    test_vm_init(&fx->vm, 0);
     fx->cfg.console = CONSOLE_STDIO;
     *state = fx;
     alarm(60); /* a regression here would block forever */
@@ -95,12 +90,7 @@ static int teardown(void **state)
         close(fx->out_r);
     if (fx->in_w >= 0)
         close(fx->in_w);
-    for (struct device *d = fx->vm.devices, *next; d; d = next) {
-        next = d->next;
-        d->ops->destroy(d);
-    }
-    bus_destroy(&fx->vm.pio);
-    evloop_destroy(&fx->vm.loop);
+    test_vm_destroy(&fx->vm);
     dup2(fx->saved_stdin, STDIN_FILENO);
     dup2(fx->saved_stdout, STDOUT_FILENO);
     close(fx->saved_stdin);
@@ -113,7 +103,7 @@ static int teardown(void **state)
 static struct device *create(struct fixture *fx)
 {
     char err[256];
-    if (serial_create(&fx->vm, err, sizeof(err)) < 0)
+    if (serial_create(&fx->vm.host, &fx->cfg, err, sizeof(err)) < 0)
         fail_msg("serial_create: %s", err);
     assert_non_null(fx->vm.devices);
     return fx->vm.devices;
