@@ -1,7 +1,8 @@
 /*
  * bus.h - the port-I/O and MMIO buses: which device answers which address.
  *
- * A VM has two buses (struct vm: pio and mmio).  Devices claim address ranges
+ * A VM has two buses, pio and mmio (owned by struct vm; devices reach them
+ * through their struct dev_host, host.h).  Devices claim address ranges
  * with bus_register() while the VM is set up (and, later, when a guest moves
  * a PCI BAR); vCPU threads call bus_access() for every KVM_EXIT_IO and
  * KVM_EXIT_MMIO.  Lookups take a read lock, so many vCPUs dispatch at once;

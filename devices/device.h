@@ -1,21 +1,34 @@
 /*
  * device.h - what every emulated device looks like to the VM.
  *
+ * A device sees the VM only through the struct dev_host (host.h) it is
+ * created on, and its own options; it never includes vmm/vm.h or
+ * vmm/config.h.  The VM (vmm/) sees a device only through the struct device
+ * below.
+ *
  * Life cycle, in order:
- *   1. create:  vm_create() walks the device_kinds[] table (vmm/device_table.h) and
- *               calls each kind's create(); it builds zero or more instances
- *               from the configuration, claims bus ranges with
- *               bus_register() and hands each instance to vm_add_device().
- *               From then on the VM owns the instance.
+ *   1. create:  vm_create() walks the device table (vmm/device_table.h);
+ *               each entry calls its device's create function with the
+ *               device's own options and &vm->host.  It builds zero or more
+ *               instances, claims bus ranges on host->pio / host->mmio with
+ *               bus_register() and hands each instance to
+ *               dev_host_add_device().  From then on the VM owns the
+ *               instance (it is in the VM's device list, in creation order,
+ *               and only destroy() frees it).
  *   2. attach:  every time a KVM VM fd is created (start-up, and again after
- *               a guest reboot) the VM calls attach() so the device can bind
- *               its kernel-side resources (irqfd, ioeventfd) to the new fd.
+ *               a guest reboot) the VM calls attach(dev, vm_fd) on every
+ *               device, in list order, so it can bind its kernel-side
+ *               resources (irqfd, ioeventfd) to the new fd.  The fd is the
+ *               VM's: the device does not close it.
  *   3. describe_acpi: while the VM builds its ACPI tables (at every boot) the
  *               device adds its objects to the DSDT, inside Scope(\_SB);
  *               kernel_cmdline likewise, when the user asked for it.
- *   4. reset:   on a guest reboot (system reset), after the vCPUs stopped and
- *               before the next attach: return to power-on state.
- *   5. destroy: at exit, after every vCPU thread has stopped.
+ *   4. quiesce, then reset: on a guest reboot (system reset), after the
+ *               vCPUs stopped and the KVM VM is gone, before the next attach:
+ *               quiesce() on every device, then reset() on every device:
+ *               return to power-on state.
+ *   5. destroy: at exit, after every vCPU thread has stopped, in list order;
+ *               the device releases what it holds and frees itself.
  * Bus handlers (bus.h) run on vCPU threads between attach and reset; every
  * callback here runs on the main thread while no vCPU runs, except where a
  * device documents otherwise.  All callbacks are optional.
@@ -25,7 +38,6 @@
 
 #include <stddef.h>
 
-struct vm;
 struct aml;
 struct device;
 

@@ -274,9 +274,14 @@ static void build_cmdline(struct vm *vm)
 
 /* --- the devices' view of the VM (devices/host.h) ------------------------- */
 
+/* Set the level of a GSI of the in-kernel IOAPIC/PIC; dropped between two boots.  Any thread. */
 static void host_irq_line(void *opaque, unsigned gsi, bool level)
 {
-    vm_irq_line(opaque, gsi, level);
+    struct vm *vm = opaque;
+    struct kvm_irq_level irq = {.irq = gsi, .level = level ? 1 : 0};
+    int fd = __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0 && ioctl(fd, KVM_IRQ_LINE, &irq) < 0)
+        warn_limited("KVM_IRQ_LINE for GSI %u: %s", gsi, strerror(errno));
 }
 
 static void host_request_stop(void *opaque, enum dev_stop_reason reason)
@@ -295,9 +300,13 @@ static void host_request_stop(void *opaque, enum dev_stop_reason reason)
     bug("stop request with unknown reason %d", (int)reason);
 }
 
+/* A created device joins the end of the list: the VM owns it from now on. */
 static void host_add_device(void *opaque, struct device *dev)
 {
-    vm_add_device(opaque, dev);
+    struct vm *vm = opaque;
+    dev->next = NULL;
+    *vm->devices_tail = dev;
+    vm->devices_tail = &dev->next;
 }
 
 static int host_vm_fd(void *opaque)
@@ -313,7 +322,7 @@ static const struct dev_host_ops vm_host_ops = {
     .vm_fd = host_vm_fd,
 };
 
-/* After the memory map, the buses and the main loop exist: what every device's create() gets. */
+/* Once the memory map, the buses and the main loop exist: what every device's create() gets. */
 static void setup_dev_host(struct vm *vm)
 {
     vm->host = (struct dev_host){
@@ -384,13 +393,6 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     vm->vcpus = xzalloc(vm->nr_vcpus * sizeof(*vm->vcpus));
 }
 
-void vm_add_device(struct vm *vm, struct device *dev)
-{
-    dev->next = NULL;
-    *vm->devices_tail = dev;
-    vm->devices_tail = &dev->next;
-}
-
 /* --- requests from other threads ---------------------------------------- */
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
@@ -419,14 +421,6 @@ bool vm_stopping(struct vm *vm)
 {
     return __atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) != VM_STOP_NONE ||
            __atomic_load_n(&vm->final_stop, __ATOMIC_SEQ_CST) != VM_STOP_NONE;
-}
-
-void vm_irq_line(struct vm *vm, unsigned gsi, bool level)
-{
-    struct kvm_irq_level irq = {.irq = gsi, .level = level ? 1 : 0};
-    int fd = __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
-    if (fd >= 0 && ioctl(fd, KVM_IRQ_LINE, &irq) < 0)
-        warn_limited("KVM_IRQ_LINE for GSI %u: %s", gsi, strerror(errno));
 }
 
 /* --- one boot ------------------------------------------------------------ */

@@ -3,18 +3,35 @@
  * vCPUs, and its life cycle across guest reboots.
  *
  * main() calls, in order:
- *   vm_create()   open /dev/kvm, check capabilities, allocate guest memory,
- *                 create the devices from the device table, open the kernel
- *                 and initrd.  Dies with a one-line message on any failure
- *                 the user can fix.
+ *   vm_create()   open the kernel and initrd, open /dev/kvm, check
+ *                 capabilities, allocate guest memory, set up the buses and
+ *                 the main loop, fill in vm->host, then create the devices
+ *                 from the device table (vmm/device_table.h), in table
+ *                 order.  Dies with a one-line message on any failure the
+ *                 user can fix.
  *   vm_run()      boot the guest and run it until it powers off or fails.
+ *                 Every boot creates the KVM VM, registers the memslots and
+ *                 attaches every device to the new VM fd (list order), then
+ *                 builds the ACPI tables the devices describe themselves in.
  *                 A guest reboot tears the KVM VM down (vCPUs, irqchip,
- *                 memslots), resets the devices and boots again with the
- *                 same host memory, unless --no-reboot.  Returns the exit
- *                 status for main(): 0 power-off (or reboot with
- *                 --no-reboot), 1 guest or VMM failure, 128+N on signal N.
- *   vm_destroy()  release everything.
- * Devices and vCPU threads use vm_irq_line() and vm_request_stop().
+ *                 memslots), quiesces and then resets every device and boots
+ *                 again with the same host memory, unless --no-reboot.
+ *                 Returns the exit status for main(): 0 power-off (or
+ *                 reboot with --no-reboot), 1 guest or VMM failure, 128+N on
+ *                 signal N.
+ *   vm_destroy()  close the control socket, destroy every device (list
+ *                 order), then release the rest.
+ *
+ * The VM is the layer that wires things together: it alone sees both the
+ * configuration and the devices.  A device (devices/, vfio/) never sees
+ * struct vm: it is created with its own options and &vm->host, the narrow
+ * interface of devices/host.h, whose ops vm.c implements (KVM_IRQ_LINE,
+ * vm_request_stop() with DEV_STOP_* mapped to VM_STOP_*, the device list,
+ * the current vm_fd).  Once a device joined the list through the host it
+ * belongs to the VM, as do the resources the VM hands out to devices (the
+ * virtio-mmio windows) and what it keeps of them (vm->virtio_mem, for the
+ * control socket, vm_ctl.h).  vCPU threads and the control socket call
+ * vm_request_stop() directly.
  */
 #ifndef MINIVMM_VM_H
 #define MINIVMM_VM_H
@@ -60,11 +77,11 @@ struct vm {
     struct mm_map mem;
     struct bus pio;
     struct bus mmio;
-    struct dev_host host;   /* what devices see of this VM (mem, pio, mmio, loop); vm_create */
-    struct device *devices; /* in creation order */
+    struct dev_host host;   /* all devices see of this VM: mem, pio, mmio, loop, ops */
+    struct device *devices; /* in creation order; owned by the VM */
     struct device **devices_tail;
-    struct virtio_mmio_windows virtio_mmio_windows;        /* handed out to virtio-mmio devices */
-    struct virtio_mem *virtio_mem[VIRTIO_MEM_MAX_DEVICES]; /* for the control socket */
+    struct virtio_mmio_windows virtio_mmio_windows;        /* handed out by virtio_mmio_init */
+    struct virtio_mem *virtio_mem[VIRTIO_MEM_MAX_DEVICES]; /* handed back; control socket */
     unsigned nr_virtio_mem;
 
     struct pci_host pci;
@@ -100,9 +117,6 @@ void vm_create(struct vm *vm, const struct vm_config *cfg);
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 
-/* Hand a created device to the VM (devices' create() calls this). */
-void vm_add_device(struct vm *vm, struct device *dev);
-
 /*
  * Ask the main thread to stop the guest.  Callable from any thread; the
  * first reason wins until the next boot.  vCPU threads stop before they run
@@ -112,8 +126,5 @@ void vm_add_device(struct vm *vm, struct device *dev);
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
 /* True once a stop was requested for the current boot. */
 bool vm_stopping(struct vm *vm);
-
-/* Set the level of a GSI of the in-kernel IOAPIC/PIC.  Any thread. */
-void vm_irq_line(struct vm *vm, unsigned gsi, bool level);
 
 #endif
