@@ -2,9 +2,9 @@
  * device.h - what every emulated device looks like to the VM.
  *
  * A device sees the VM only through the struct dev_host (host.h) it is
- * created on, and its own options; it never includes vmm/vm.h or
- * vmm/config.h.  The VM (vmm/) sees a device only through the struct device
- * below.
+ * created on, and its own options; it never includes the VM's own headers
+ * (struct vm, struct vm_config, CPUID).  The VM (vmm/) sees a device only
+ * through the struct device below.
  *
  * Life cycle, in order:
  *   1. create:  vm_create() walks the device table (vmm/device_table.h);
