@@ -127,6 +127,13 @@ pci_edu() {
 		edu-tool irq "$bdf"
 		edu-tool dma "$bdf"
 	fi
+	# Every edu, each through its own BAR.
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ] || continue
+		set -- $(sed -n 1p "$d/resource")
+		printf '\006' | dd of="$d/config" bs=1 seek=4 count=1 conv=notrunc 2>/dev/null
+		echo "EDU-EACH: $(basename "$d") $1 $(devmem "$1" 32)"
+	done
 }
 
 run_test() {
