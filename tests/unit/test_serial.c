@@ -10,7 +10,11 @@
  * output arrives in order and a vCPU never waits for the reader (a stalled
  * reader costs dropped bytes and one warning, not a blocked caller); paused
  * input is not in the event loop (a closed pipe's EPOLLHUP does not keep it
- * busy) and arrives whole and in order once the guest reads; a readiness
+ * busy) and arrives whole and in order once the guest reads; input typed in
+ * pieces at awkward moments (FIFO full, input paused, between an LSR and an
+ * RBR read, across IER/FCR/MCR changes, even between the host's read of
+ * stdin and the UART's receive) arrives whole and in order, also when a vCPU
+ * thread, a typist thread and the main loop race; a readiness
  * made stale by another reader does not block; a terminal gets raw mode with
  * Ctrl-C kept and Ctrl-\ / Ctrl-Z disabled; --console none has no writer
  * thread, --console file gets everything; the writer blocks the signals the
@@ -34,7 +38,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/serial.h"
@@ -522,6 +529,382 @@ static void test_terminal_raw_mode_keeps_only_ctrl_c(void **state)
     close(master);
 }
 
+/* ---- input fed in pieces at awkward moments ---- */
+
+/*
+ * The console input must reach the guest whole and in order whatever the
+ * guest's driver does meanwhile: input arrives in pieces of any size while
+ * the RX FIFO is full, while the receiver is off (IER.RDI or MCR.OUT2 clear,
+ * i.e. input paused in the host), between an interrupt handler's LSR and RBR
+ * reads, across IER and FCR changes.  Both tests below compare every byte the
+ * guest reads with the next byte written to stdin, so a byte lost, repeated
+ * or reordered anywhere on the path (pipe, pending buffer, FIFO) fails them,
+ * and so does input that stays paused for good (a missed rx_ready).
+ */
+
+/* splitmix64: the tests' choices, reproducible from the seed a failure names. */
+static uint64_t rnd_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static unsigned rnd_below(uint64_t *s, unsigned n)
+{
+    return (unsigned)(rnd_next(s) % n);
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* MINIVMM_FUZZ_SEED=N replaces the default seed, as in test_virtqueue_fuzz. */
+static uint64_t test_seed(uint64_t dflt)
+{
+    const char *e = getenv("MINIVMM_FUZZ_SEED");
+    return e && *e ? strtoull(e, NULL, 0) : dflt;
+}
+
+/*
+ * This binary's read() stands in for libc's, so serial.c's reads of stdin come
+ * here.  After a read of the stdin pipe it runs the armed hook, once: a vCPU
+ * acting at the moment the main thread holds input it has read but not yet
+ * handed to the UART (say the guest clears IER.RDI then), which no ordering of
+ * whole calls can produce.  Other reads are left alone.
+ */
+static void (*in_read_hook)(void *);
+static void *in_read_hook_arg;
+
+static bool is_stdin_pipe(int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && fstat(STDIN_FILENO, &b) == 0 && S_ISFIFO(a.st_mode) &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+    ssize_t n = syscall(SYS_read, fd, buf, len);
+    if (n > 0 && in_read_hook && is_stdin_pipe(fd)) {
+        int saved = errno;
+        void (*hook)(void *) = in_read_hook;
+        in_read_hook = NULL;
+        hook(in_read_hook_arg);
+        errno = saved;
+    }
+    return n;
+}
+
+/* The guest side: what it enabled, and what it has received so far. */
+struct rx_guest {
+    struct fixture *fx;
+    uint8_t ier, fcr, mcr; /* last values written */
+    const uint8_t *expect; /* what the host sends */
+    size_t total;          /* bytes the host sends */
+    size_t ngot;           /* bytes received, all equal to expect[0..ngot) */
+    unsigned long long seed;
+    unsigned step;
+};
+
+static void rx_set(struct rx_guest *g, unsigned reg, uint8_t *shadow, uint8_t value)
+{
+    *shadow = value;
+    guest_write(g->fx, reg, value);
+}
+
+/* Read RBR while LSR says a byte is there, at most max bytes; each must be the next one sent. */
+static size_t rx_take(struct rx_guest *g, size_t max)
+{
+    size_t n = 0;
+    while (n < max && (guest_read(g->fx, UART16550_LSR) & UART16550_LSR_DR)) {
+        uint8_t c = guest_read(g->fx, UART16550_RBR);
+        if (g->ngot == g->total)
+            fail_msg("seed %#llx, step %u: the guest received a byte (%#x) after all %zu sent",
+                     g->seed, g->step, c, g->total);
+        if (c != g->expect[g->ngot])
+            fail_msg("seed %#llx, step %u: received byte %zu is %#x, expected %#x (input lost, "
+                     "repeated or reordered)",
+                     g->seed, g->step, g->ngot, c, g->expect[g->ngot]);
+        g->ngot++;
+        n++;
+    }
+    return n;
+}
+
+static bool rx_receiving(const struct rx_guest *g)
+{
+    return (g->ier & UART16550_IER_RDI) && (g->mcr & UART16550_MCR_OUT2);
+}
+
+/* With the receiver off and the FIFO drained, more input must wait in the host. */
+static void rx_check_paused(struct rx_guest *g)
+{
+    rx_take(g, SIZE_MAX);
+    for (int i = 0; i < 3; i++)
+        evloop_run_once(&g->fx->vm.loop, 0);
+    if (guest_read(g->fx, UART16550_LSR) & UART16550_LSR_DR)
+        fail_msg("seed %#llx, step %u: input reached the FIFO while the receiver was off "
+                 "(IER %#x, MCR %#x)",
+                 g->seed, g->step, g->ier, g->mcr);
+}
+
+/* What the guest does inside the host's read of stdin (in_read_hook): one of a few. */
+static uint64_t rx_hook_rnd;
+
+static void rx_hook_action(void *arg)
+{
+    struct rx_guest *g = arg;
+    switch (rnd_below(&rx_hook_rnd, 5)) {
+    case 0:
+        rx_set(g, UART16550_IER, &g->ier, g->ier ^ UART16550_IER_RDI);
+        break;
+    case 1:
+        rx_set(g, UART16550_FCR, &g->fcr, g->fcr ^ UART16550_FCR_ENABLE);
+        break;
+    case 2:
+        rx_set(g, UART16550_MCR, &g->mcr, g->mcr ^ UART16550_MCR_OUT2);
+        break;
+    case 3: /* the interrupt handler runs: room grows */
+        guest_read(g->fx, UART16550_IIR);
+        rx_take(g, rnd_below(&rx_hook_rnd, UART16550_FIFO_LEN + 1));
+        break;
+    case 4: /* the guest leaves 16450 mode while one byte waits, or enters it */
+        rx_set(g, UART16550_FCR, &g->fcr, g->fcr ^ UART16550_FCR_ENABLE);
+        rx_take(g, 1);
+        break;
+    }
+}
+
+/* Write up to len bytes to the (non-blocking) stdin pipe; returns how many went in. */
+static size_t host_type(struct fixture *fx, const uint8_t *buf, size_t len)
+{
+    ssize_t n = len ? write(fx->in_w, buf, len) : 0;
+    if (n < 0 && errno != EAGAIN)
+        fail_msg("write to the stdin pipe: %s", strerror(errno));
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void input_in_pieces_one_seed(struct fixture *fx, uint64_t seed)
+{
+    enum { TOTAL = 12000, STEPS = 30000, DRAIN_ROUNDS = 20000 };
+    static uint8_t in[TOTAL];
+    uint64_t s = seed;
+    for (size_t i = 0; i < TOTAL; i++)
+        in[i] = pattern(i + seed);
+    struct rx_guest g = {.fx = fx, .expect = in, .total = TOTAL, .seed = (unsigned long long)seed};
+    size_t written = 0;
+
+    rx_set(&g, UART16550_FCR, &g.fcr, UART16550_FCR_ENABLE);
+    rx_set(&g, UART16550_MCR, &g.mcr, UART16550_MCR_OUT2 | UART16550_MCR_DTR | UART16550_MCR_RTS);
+    rx_set(&g, UART16550_IER, &g.ier, UART16550_IER_RDI);
+    for (g.step = 0; g.step < STEPS && g.ngot < TOTAL; g.step++) {
+        switch (rnd_below(&s, 14)) {
+        case 0:
+        case 1: /* the host types a piece: a byte, a line, several FIFOs' worth */
+            written +=
+                host_type(fx, in + written,
+                          min_size(TOTAL - written, 1 + rnd_below(&s, 3 * UART16550_FIFO_LEN)));
+            break;
+        case 2:
+        case 3: /* a turn of the main loop */
+            evloop_run_once(&fx->vm.loop, 0);
+            break;
+        case 4: /* several turns while the guest reads nothing: the FIFO fills up */
+            for (int i = 0; i < 3; i++)
+                evloop_run_once(&fx->vm.loop, 0);
+            break;
+        case 5:
+        case 6: /* an interrupt handler that takes some of the FIFO, then a turn */
+            guest_read(fx, UART16550_IIR);
+            rx_take(&g, rnd_below(&s, UART16550_FIFO_LEN + 1));
+            evloop_run_once(&fx->vm.loop, 0);
+            break;
+        case 7: /* LSR alone, or LSR then RBR, with a turn of the loop in between */
+            if (guest_read(fx, UART16550_LSR) & UART16550_LSR_DR) {
+                evloop_run_once(&fx->vm.loop, 0);
+                rx_take(&g, 1);
+            }
+            break;
+        case 8: /* the tty throttles or unthrottles: IER.RDI off or on */
+            rx_set(&g, UART16550_IER, &g.ier, g.ier ^ UART16550_IER_RDI);
+            if (!rx_receiving(&g) && rnd_below(&s, 2))
+                rx_check_paused(&g);
+            break;
+        case 9: /* FIFO off (16450 mode, one byte) or on, never cleared */
+            rx_set(&g, UART16550_FCR, &g.fcr, g.fcr ^ UART16550_FCR_ENABLE);
+            break;
+        case 10: /* OUT2 off or on: the interrupt line, and so input, gated */
+            rx_set(&g, UART16550_MCR, &g.mcr, g.mcr ^ UART16550_MCR_OUT2);
+            if (!rx_receiving(&g) && rnd_below(&s, 2))
+                rx_check_paused(&g);
+            break;
+        case 11: /* the host types while the receiver is off */
+            if (!rx_receiving(&g))
+                written += host_type(fx, in + written, min_size(TOTAL - written, 40));
+            break;
+        case 12:
+        case 13: /* the guest acts between the host's read of stdin and the UART's receive */
+            written +=
+                host_type(fx, in + written, min_size(TOTAL - written, 1 + rnd_below(&s, 40)));
+            rx_hook_rnd = rnd_next(&s);
+            in_read_hook = rx_hook_action;
+            in_read_hook_arg = &g;
+            evloop_run_once(&fx->vm.loop, 0);
+            in_read_hook = NULL;
+            break;
+        }
+    }
+
+    /* The guest receives again: everything typed must arrive, and nothing else. */
+    rx_set(&g, UART16550_IER, &g.ier, UART16550_IER_RDI);
+    rx_set(&g, UART16550_MCR, &g.mcr, UART16550_MCR_OUT2 | UART16550_MCR_DTR | UART16550_MCR_RTS);
+    int rounds;
+    for (rounds = 0; rounds < DRAIN_ROUNDS && g.ngot < TOTAL; rounds++) {
+        written += host_type(fx, in + written, TOTAL - written);
+        evloop_run_once(&fx->vm.loop, 0);
+        rx_take(&g, SIZE_MAX);
+    }
+    if (g.ngot != TOTAL)
+        fail_msg("seed %#llx: waited %d loop turns for the rest of the input: the guest received "
+                 "%zu of %zu bytes (%zu written to stdin)",
+                 g.seed, rounds, g.ngot, (size_t)TOTAL, written);
+    settle(fx);
+    assert_false(guest_read(fx, UART16550_LSR) & UART16550_LSR_DR);
+}
+
+static void test_input_in_pieces_at_awkward_moments(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(fcntl(fx->in_w, F_SETFL, O_NONBLOCK), 0);
+    create(fx);
+    uint64_t seed = test_seed(0x73657269616cull);
+    /* Each seed goes on from where the last left the device. */
+    for (uint64_t i = 0; i < 8; i++)
+        input_in_pieces_one_seed(fx, seed + i);
+}
+
+/* The same with real threads: a vCPU reading the UART, a host typing, the main loop. */
+struct rx_race {
+    struct fixture *fx;
+    const uint8_t *in;
+    size_t total;
+    uint64_t seed;
+    size_t ngot;     /* vCPU thread; read by main with atomics */
+    size_t written;  /* typist thread */
+    bool stop;       /* set by main */
+    bool failed;     /* set by the vCPU thread once error is written */
+    char error[256]; /* why the vCPU thread failed */
+};
+
+static uint8_t port_in(struct fixture *fx, unsigned reg)
+{
+    uint8_t v = 0;
+    bus_access(&fx->vm.pio, LAYOUT_COM1_PORT + reg, &v, 1, false);
+    return v;
+}
+
+static void port_out(struct fixture *fx, unsigned reg, uint8_t v)
+{
+    bus_access(&fx->vm.pio, LAYOUT_COM1_PORT + reg, &v, 1, true);
+}
+
+static void pause_us(uint64_t *s, unsigned max_us)
+{
+    struct timespec t = {.tv_nsec = (long)rnd_below(s, max_us) * 1000};
+    nanosleep(&t, NULL);
+}
+
+static void *race_vcpu(void *arg)
+{
+    struct rx_race *r = arg;
+    uint64_t s = r->seed;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && r->ngot < r->total) {
+        unsigned what = rnd_below(&s, 16);
+        if (what == 0) { /* throttle, then unthrottle */
+            port_out(r->fx, UART16550_IER, 0);
+            pause_us(&s, 200);
+            port_out(r->fx, UART16550_IER, UART16550_IER_RDI);
+        } else if (what == 1) { /* 16450 mode for a while */
+            port_out(r->fx, UART16550_FCR, 0);
+            pause_us(&s, 200);
+            port_out(r->fx, UART16550_FCR, UART16550_FCR_ENABLE);
+        } else { /* the interrupt handler: IIR, then LSR/RBR pairs, maybe stopping early */
+            port_in(r->fx, UART16550_IIR);
+            unsigned max = 1 + rnd_below(&s, 2 * UART16550_FIFO_LEN);
+            for (unsigned n = 0; n < max && (port_in(r->fx, UART16550_LSR) & UART16550_LSR_DR);
+                 n++) {
+                uint8_t c = port_in(r->fx, UART16550_RBR);
+                if (r->ngot == r->total || c != r->in[r->ngot]) {
+                    snprintf(r->error, sizeof(r->error),
+                             "seed %#llx: received byte %zu is %#x, expected %s%#x (input lost, "
+                             "repeated or reordered)",
+                             (unsigned long long)r->seed, r->ngot, c,
+                             r->ngot == r->total ? "nothing after the last, " : "",
+                             r->ngot == r->total ? 0 : r->in[r->ngot]);
+                    __atomic_store_n(&r->failed, true, __ATOMIC_SEQ_CST);
+                    return NULL;
+                }
+                __atomic_store_n(&r->ngot, r->ngot + 1, __ATOMIC_SEQ_CST);
+            }
+        }
+        if (rnd_below(&s, 4) == 0)
+            pause_us(&s, 100);
+    }
+    return NULL;
+}
+
+static void *race_typist(void *arg)
+{
+    struct rx_race *r = arg;
+    uint64_t s = r->seed ^ 0x7479706973747ull;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST) && r->written < r->total) {
+        size_t len = min_size(r->total - r->written, 1 + rnd_below(&s, 100));
+        ssize_t n = write(r->fx->in_w, r->in + r->written, len);
+        if (n > 0) {
+            __atomic_store_n(&r->written, r->written + (size_t)n, __ATOMIC_SEQ_CST);
+        } else {
+            struct pollfd p = {.fd = r->fx->in_w, .events = POLLOUT};
+            poll(&p, 1, 10); /* the pipe is full: the guest is not reading (stop ends it) */
+        }
+        pause_us(&s, 300);
+    }
+    return NULL;
+}
+
+static void test_input_races_with_the_guest_driver(void **state)
+{
+    struct fixture *fx = *state;
+    enum { TOTAL = 40000 };
+    static uint8_t in[TOTAL];
+    for (size_t i = 0; i < TOTAL; i++)
+        in[i] = pattern(i * 7 + 3);
+    assert_int_equal(fcntl(fx->in_w, F_SETFL, O_NONBLOCK), 0);
+    create(fx);
+    guest_open_tty(fx, true);
+    struct rx_race r = {.fx = fx, .in = in, .total = TOTAL, .seed = test_seed(0x72616365ull)};
+    pthread_t vcpu, typist;
+    assert_int_equal(pthread_create(&vcpu, NULL, race_vcpu, &r), 0);
+    assert_int_equal(pthread_create(&typist, NULL, race_typist, &r), 0);
+
+    /* The main loop runs until the guest has everything, it failed, or 30 s passed. */
+    double deadline = seconds() + 30;
+    while (__atomic_load_n(&r.ngot, __ATOMIC_SEQ_CST) < TOTAL && seconds() < deadline &&
+           !__atomic_load_n(&r.failed, __ATOMIC_SEQ_CST))
+        evloop_run_once(&fx->vm.loop, 10);
+    __atomic_store_n(&r.stop, true, __ATOMIC_SEQ_CST);
+    pthread_join(vcpu, NULL);
+    pthread_join(typist, NULL);
+    if (r.failed)
+        fail_msg("%s", r.error);
+    if (r.ngot != TOTAL)
+        fail_msg("seed %#llx: waited 30 s for the input: the guest received %zu of %d bytes "
+                 "(%zu written to stdin)",
+                 (unsigned long long)r.seed, r.ngot, TOTAL, r.written);
+}
+
 /* An argument runs only the tests whose names match it (e.g. 'test_stale*'). */
 int main(int argc, char **argv)
 {
@@ -538,6 +921,8 @@ int main(int argc, char **argv)
         T(test_closed_pipe_does_not_keep_the_loop_busy),
         T(test_input_waits_and_arrives_in_order),
         T(test_stale_readiness_does_not_block),
+        T(test_input_in_pieces_at_awkward_moments),
+        T(test_input_races_with_the_guest_driver),
         T(test_terminal_raw_mode_keeps_only_ctrl_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
