@@ -69,30 +69,47 @@ vmem_report() {
 
 # Report every second and obey commands typed on the console:
 #   touch MB   write and free MB of memory (so that plugged memory is resident on the host)
+#   ping WORD  answer "PONG: WORD" (a test that every command line arrives whole)
 #   reboot     reboot the guest
 #   done       stop (the guest powers off)
+# The reports come from a loop in the background, so that the foreground can
+# wait for a command with a plain blocking read.  A read with a timeout
+# (read -t) must not be used for commands: busybox reads a line one byte at a
+# time and, when the time is up after it consumed part of a line, returns
+# failure and throws that part away, so the rest of the line ("one" of "done")
+# is read as the next command.  Under the slow nested emulation a line that
+# arrives close to the deadline is cut often enough to hang a test.  (A read
+# interrupted by a signal loses its partial line too, so while it waits no
+# child of this shell may exit: the reporter runs until the loop is over.)
 vmem_agent() {
 	while :; do
 		vmem_report
-		if read -r -t 1 cmd arg; then
-			case "$cmd" in
-			touch)
-				# A tmpfs of its own: /tmp's size was fixed at boot, before any plug.
-				mkdir -p /touch
-				mount -t tmpfs -o "size=$((arg + 16))m" touch /touch
-				read -r t0 _ </proc/uptime
-				dd if=/dev/zero of=/touch/fill bs=1M count="$arg" 2>/dev/null
-				written=$(($(stat -c %s /touch/fill) / 1048576))
-				umount /touch
-				read -r t1 _ </proc/uptime
-				echo "TOUCHED: $written"
-				echo "TOUCH-TIME: $t0 $t1"
-				;;
-			reboot) reboot -f ;;
-			done) return 0 ;;
-			esac
-		fi
+		sleep 1
+	done </dev/null &
+	reporter=$!
+	while read -r cmd arg; do
+		case "$cmd" in
+		touch)
+			# A tmpfs of its own: /tmp's size was fixed at boot, before any plug.
+			mkdir -p /touch
+			mount -t tmpfs -o "size=$((arg + 16))m" touch /touch
+			read -r t0 _ </proc/uptime
+			dd if=/dev/zero of=/touch/fill bs=1M count="$arg" 2>/dev/null
+			written=$(($(stat -c %s /touch/fill) / 1048576))
+			umount /touch
+			read -r t1 _ </proc/uptime
+			echo "TOUCHED: $written"
+			echo "TOUCH-TIME: $t0 $t1"
+			;;
+		ping) echo "PONG: $arg" ;;
+		reboot) reboot -f ;;
+		done) break ;;
+		*) echo "AGENT: unknown command '$cmd'" ;;
+		esac
 	done
+	kill "$reporter"
+	wait "$reporter" 2>/dev/null
+	return 0
 }
 
 # The passthrough edu device (1234:11e8) as the guest sees it; see pci_edu below.

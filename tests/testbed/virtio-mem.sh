@@ -1,7 +1,8 @@
 # Scenario: one virtio-mem device.  The guest plugs the requested size at
 # boot and follows resizes up and down (minivmm's RSS falls when memory is
 # unplugged), and invalid resizes change nothing.  "minivmm ctl status" must
-# agree with what the guest sees at every step.  (Reboot: virtio-mem-reboot.)
+# agree with what the guest sees at every step.  Every command typed on the
+# guest's console is obeyed whole.  (Reboot: virtio-mem-reboot.)
 . /t/lib.sh
 
 start_vm vmem vmem-agent --memory 512M --virtio-mem size=4G,requested=512M
@@ -57,6 +58,25 @@ check "resize of an unknown device fails" grep -q '"error":.*no virtio-mem devic
 check "after the bad resizes requested_size is still 256 MiB" status_is requested_size $((256 * MiB))
 sleep 2
 check "after the bad resizes plugged_size is still 256 MiB" status_is plugged_size $((256 * MiB))
+
+# Every command line typed on the console is obeyed whole.  The agent used to
+# wait for commands with busybox's read -t, which drops the part of a line it
+# has consumed when its time is up: a line arriving near the end of the wait
+# was cut, and a 200-character one (slow to consume) about once in ten.  Here
+# each ping goes out at a random moment of the agent's wait for a command and
+# must come back before the next one is typed.
+pad=$(printf '%0200d' 0)
+pong_for() { tr -d '\r' <"$out" | grep -q "PONG: $1-$pad"; }
+answered=0
+i=0
+while [ $i -lt 30 ]; do
+	i=$((i + 1))
+	sleep "0.$((RANDOM % 10))"
+	echo "ping $i-$pad" >&3
+	wait_until 10 pong_for $i && answered=$((answered + 1))
+done
+check "30 long command lines typed at random moments were each obeyed ($answered)" [ "$answered" = 30 ]
+check "... and none was cut (no unknown command)" [ -z "$(grep "AGENT: unknown" "$out")" ]
 
 check "no 'broken' virtio-mem device in the guest log" [ -z "$(grep -i 'broken' "$out")" ]
 stop_vm
