@@ -30,7 +30,8 @@ check() {
 # minivmm.test=TEST (stdin from $GUEST_INPUT, default /dev/null), console
 # output in /tmp/NAME.out with each line prefixed by the L1 uptime, exit
 # status in $rc, seconds from start to the guest's first userspace line
-# (GUEST-INIT) in $first_user_s.
+# (GUEST-INIT) in $first_user_s.  A guest still running after GUEST_TIMEOUT
+# seconds is stopped (SIGTERM, SIGKILL 10 s later), and that is said.
 run_guest() {
 	name=$1
 	test=$2
@@ -38,7 +39,7 @@ run_guest() {
 	out=/tmp/$name.out
 	t0=$(uptime_s)
 	{
-		timeout "$GUEST_TIMEOUT" minivmm --kernel "$KERNEL" --initrd "$INITRD" \
+		timeout -k 10 "$GUEST_TIMEOUT" minivmm --kernel "$KERNEL" --initrd "$INITRD" \
 			--cmdline "$BASE_CMDLINE minivmm.test=$test" "$@" <"${GUEST_INPUT:-/dev/null}" 2>&1
 		echo "RC: $?"
 	} | tr -d '\r' | while IFS= read -r line; do
@@ -46,6 +47,11 @@ run_guest() {
 		echo "$up $line"
 	done >"$out"
 	rc=$(sed -n 's/^[0-9.]* RC: //p' "$out")
+	# busybox timeout exits with the status of the stopped minivmm (143, 137), not 124.
+	t1=$(uptime_s)
+	[ $((${t1%.*} - ${t0%.*})) -lt "$GUEST_TIMEOUT" ] ||
+		echo "# $name: gave up after $GUEST_TIMEOUT s waiting for the guest to power off;" \
+			"minivmm was stopped (status $rc)"
 	first_user_s=$(awk -v t0="$t0" '$2 == "GUEST-INIT" { printf "%.2f", $1 - t0; exit }' "$out")
 }
 
@@ -55,14 +61,14 @@ run_guest() {
 # minivmm is still there 30 s after SIGTERM (it is then killed, so that the
 # scenario's wait ends).
 stop_after() {
-	i=0
-	while [ "$(count "$2" "/tmp/$1.out")" -lt "$3" ]; do
-		i=$((i + 1))
-		[ "$i" -le "$GUEST_TIMEOUT" ] || { stop_minivmm; return 1; }
-		sleep 1
-	done
+	if ! wait_until "$GUEST_TIMEOUT" has_lines "$@"; then
+		stop_minivmm
+		return 1
+	fi
 	stop_minivmm
 }
+# has_lines NAME PATTERN COUNT: /tmp/NAME.out has COUNT lines equal to PATTERN.
+has_lines() { [ "$(count "$2" "/tmp/$1.out")" -ge "$3" ]; }
 no_minivmm() { ! pidof minivmm >/dev/null; }
 stop_minivmm() {
 	killall minivmm 2>/dev/null
@@ -70,6 +76,7 @@ stop_minivmm() {
 	echo "# minivmm did not end within 30 s of SIGTERM"
 	vm_pid=$(pidof minivmm | cut -d' ' -f1) diagnose_vm
 	killall -KILL minivmm 2>/dev/null
+	wait_until 10 no_minivmm || echo "# minivmm is still there 10 s after SIGKILL"
 	return 1
 }
 
@@ -90,12 +97,41 @@ start_vm() {
 	vm_pid=$!
 }
 
-# stop_vm: tell the guest agent to finish and wait for minivmm; status in $rc.
+# vm_exited: minivmm of start_vm has exited (it stays a zombie until waited for).
+vm_exited() {
+	[ -r "/proc/$vm_pid/status" ] || return 0
+	grep -q '^State:[[:space:]]*Z' "/proc/$vm_pid/status" 2>/dev/null
+}
+
+# end_vm SECONDS WHAT: wait up to SECONDS for minivmm of start_vm to exit
+# after WHAT, and collect its status in $rc.  If it is still running then,
+# say so, show where its threads are and stop it (the control socket's
+# shutdown, then SIGKILL, each wait bounded); $rc is then "none", which no
+# check of a status accepts.
+end_vm() {
+	if wait_until "$1" vm_exited; then
+		wait "$vm_pid"
+		rc=$?
+	else
+		echo "# minivmm still running $1 s after $2; stopping it"
+		diagnose_vm
+		ctl shutdown >/dev/null
+		if ! wait_until 30 vm_exited; then
+			echo "# minivmm still running 30 s after the shutdown command; killing it"
+			kill -KILL "$vm_pid"
+			wait_until 10 vm_exited || echo "# minivmm is still there 10 s after SIGKILL"
+		fi
+		wait "$vm_pid"
+		rc=none
+	fi
+	exec 3>&-
+}
+
+# stop_vm: tell the guest agent to finish and wait (60 s at most) for minivmm
+# to exit; status in $rc.
 stop_vm() {
 	echo done >&3
-	wait "$vm_pid"
-	rc=$?
-	exec 3>&-
+	end_vm 60 "'done' was typed (waited for the guest to power off)"
 }
 
 ctl() { minivmm ctl --api-socket "$sock" "$@"; }
@@ -123,14 +159,18 @@ memtotal_grew_kb() {
 }
 
 # wait_until SECONDS COMMAND...: retry COMMAND every half second until it
-# succeeds or SECONDS (of L1 uptime) have passed.
+# succeeds or SECONDS (of L1 uptime) have passed; then say what it waited for
+# (on stderr: callers may capture its output).
 wait_until() {
 	read -r start _ </proc/uptime
 	deadline=$((${start%.*} + $1))
 	shift
 	until "$@"; do
 		read -r now _ </proc/uptime
-		[ "${now%.*}" -lt "$deadline" ] || return 1
+		if [ "${now%.*}" -ge "$deadline" ]; then
+			echo "# gave up after $((${now%.*} - ${start%.*})) s waiting for: $*" >&2
+			return 1
+		fi
 		sleep 0.5
 	done
 }

@@ -53,7 +53,7 @@ echo x | {
 	read -r _ </tmp/stall.go
 	tr -d '\000' >/tmp/stall.out
 } &
-wait_until 10 [ -s /tmp/stall.pid ]
+check "stalled reader: minivmm started" wait_until 10 [ -s /tmp/stall.pid ]
 vm_pid=$(cat /tmp/stall.pid)
 # ticks [TID]: CPU time (user + system, 1/100 s) of minivmm's thread TID, or of L1 (uptime).
 ticks() {
@@ -95,7 +95,7 @@ echo go >/tmp/stall.go
 # Now that its output is read, minivmm finishes; never wait for it forever.
 vm_gone() { ! kill -0 "$vm_pid" 2>/dev/null; }
 check "stalled reader: minivmm ends once its output is read" wait_until 120 vm_gone
-kill -KILL "$vm_pid" 2>/dev/null
+no_minivmm || stop_minivmm # whatever happened, the wait below must end
 wait
 vm_pid=
 check "stalled reader: minivmm exits 0 when the guest powers off" \

@@ -107,10 +107,15 @@ check "ulimit -l 8192 as a user: one line naming the limit and the ulimit -l nee
 	one_line_with "RLIMIT_MEMLOCK 8 MiB is below the 511.6 MiB of boot RAM that --vfio must pin; raise it with ulimit -l $ram_kb"
 (
 	ulimit -l $((ram_kb + 1024))
-	timeout "$GUEST_TIMEOUT" su -s /bin/sh -c "minivmm --kernel $KERNEL --initrd $INITRD \
+	t0=$(uptime_s)
+	timeout -k 10 "$GUEST_TIMEOUT" su -s /bin/sh -c "minivmm --kernel $KERNEL --initrd $INITRD \
 		--memory 512M --vfio $bdf --cmdline '$BASE_CMDLINE minivmm.test=pci-edu'" tester \
 		</dev/null >/tmp/user.out 2>&1
-	echo "RC: $?" >>/tmp/user.out
+	rc=$?
+	t1=$(uptime_s)
+	echo "RC: $rc" >>/tmp/user.out
+	[ $((${t1%.*} - ${t0%.*})) -lt "$GUEST_TIMEOUT" ] ||
+		echo "# as a user: gave up after $GUEST_TIMEOUT s waiting for the guest to power off"
 )
 check "as a user with ulimit -l $((ram_kb + 1024)): guest ran and powered off" \
 	grep -q "^RC: 0" /tmp/user.out

@@ -39,8 +39,8 @@ check "big is unchanged" status_is plugged_size $((768 * MiB)) big
 
 ctl shutdown >/tmp/shutdown.out
 check "shutdown through the control socket is acknowledged" grep -q '"ok": *true' /tmp/shutdown.out
-wait "$vm_pid"
-check "after shutdown minivmm exits 0" [ $? = 0 ]
+end_vm 30 "the shutdown command"
+check "after shutdown minivmm exits 0" [ "$rc" = 0 ]
 check "the socket file is gone" [ ! -e "$sock" ]
 [ "$failures" -eq 0 ] || show_output "$out"
 finish
