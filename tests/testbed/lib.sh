@@ -115,16 +115,21 @@ end_vm() {
 	else
 		echo "# minivmm still running $1 s after $2; stopping it"
 		diagnose_vm
-		ctl shutdown >/dev/null
-		if ! wait_until 30 vm_exited; then
-			echo "# minivmm still running 30 s after the shutdown command; killing it"
-			kill -KILL "$vm_pid"
-			wait_until 10 vm_exited || echo "# minivmm is still there 10 s after SIGKILL"
-		fi
+		kill_vm
 		wait "$vm_pid"
 		rc=none
 	fi
 	exec 3>&-
+}
+
+# kill_vm: stop minivmm of start_vm now: the control socket's shutdown, then
+# SIGKILL, each wait bounded.
+kill_vm() {
+	ctl shutdown >/dev/null
+	wait_until 30 vm_exited && return 0
+	echo "# minivmm still running 30 s after the shutdown command; killing it"
+	kill -KILL "$vm_pid"
+	wait_until 10 vm_exited || echo "# minivmm is still there 10 s after SIGKILL"
 }
 
 # stop_vm: tell the guest agent to finish and wait (60 s at most) for minivmm
