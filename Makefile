@@ -22,7 +22,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 # Guest images the testbed tests boot besides the Debian kernel.
 TEST_IMAGES := build/tests/images/triple-fault.bzImage
 # Static programs scripts/testbed puts into the guest initramfs (/bin/...).
-GUEST_TOOLS := build/tests/guest/edu-tool
+GUEST_TOOLS := build/tests/guest/edu-tool build/tests/guest/disk-check
 
 # Debian packages: what building, unit testing and the testbed need.
 BUILD_DEPS := gcc make libc6-dev linux-libc-dev
@@ -49,7 +49,7 @@ build/tests/mkbzimage: tests/tools/mkbzimage.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
-build/tests/guest/edu-tool: tests/guest/edu-tool.c
+build/tests/guest/%: tests/guest/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -static -s $(LDFLAGS) -o $@ $<
 
@@ -90,7 +90,7 @@ bench: testbed-prepare
 clean:
 	rm -rf build/obj build/tests minivmm
 
-FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c)
+FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c tests/guest/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)
@@ -100,6 +100,6 @@ format-check:
 
 # The same warnings must be clean under clang (syntax and semantic checks only).
 clang-check:
-	@set -e; for f in $(SRCS) $(UNIT_SRCS) tests/tools/mkbzimage.c; do \
+	@set -e; for f in $(SRCS) $(UNIT_SRCS) tests/tools/mkbzimage.c $(wildcard tests/guest/*.c); do \
 		clang -std=gnu11 -Wall -Wextra -Werror -I. -D_GNU_SOURCE -fsyntax-only $$f; done
 	@echo "clang-check: $(words $(SRCS) $(UNIT_SRCS)) files clean"
