@@ -44,7 +44,7 @@ int irq_routes_free(struct irq_routes *r, int gsi);
 int irq_routes_set_msi(struct irq_routes *r, int gsi, uint64_t address, uint32_t data);
 /* Send the table to vm_fd (a new boot) and remember it.  Returns 0 or -1 with errno. */
 int irq_routes_commit(struct irq_routes *r, int vm_fd);
-/* Forget every MSI route (system reset); the table is sent again if a VM fd is set. */
+/* Forget every MSI route and the VM fd (system reset: that fd is closed); the next boot commits. */
 void irq_routes_reset(struct irq_routes *r);
 
 #endif
