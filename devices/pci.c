@@ -200,40 +200,20 @@ static void window_access(struct pci_host *p, bool io, uint64_t addr, void *data
     pthread_rwlock_unlock(&p->bar_lock);
 }
 
-static void mmio32_read(void *opaque, uint64_t offset, void *data, unsigned len)
+/* A window's bus handlers get the window itself: it knows its host, base and kind. */
+static void window_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
-    struct pci_host *p = opaque;
-    window_access(p, false, p->mmio32.base + offset, data, len, false);
-}
-static void mmio32_write(void *opaque, uint64_t offset, const void *data, unsigned len)
-{
-    struct pci_host *p = opaque;
-    window_access(p, false, p->mmio32.base + offset, (void *)data, len, true);
-}
-static void mmio64_read(void *opaque, uint64_t offset, void *data, unsigned len)
-{
-    struct pci_host *p = opaque;
-    window_access(p, false, p->mmio64.base + offset, data, len, false);
-}
-static void mmio64_write(void *opaque, uint64_t offset, const void *data, unsigned len)
-{
-    struct pci_host *p = opaque;
-    window_access(p, false, p->mmio64.base + offset, (void *)data, len, true);
-}
-static void io_read(void *opaque, uint64_t offset, void *data, unsigned len)
-{
-    struct pci_host *p = opaque;
-    window_access(p, true, p->io.base + offset, data, len, false);
-}
-static void io_write(void *opaque, uint64_t offset, const void *data, unsigned len)
-{
-    struct pci_host *p = opaque;
-    window_access(p, true, p->io.base + offset, (void *)data, len, true);
+    struct pci_window *w = opaque;
+    window_access(w->host, w->io, w->base + offset, data, len, false);
 }
 
-static const struct bus_ops mmio32_ops = {.read = mmio32_read, .write = mmio32_write};
-static const struct bus_ops mmio64_ops = {.read = mmio64_read, .write = mmio64_write};
-static const struct bus_ops io_ops = {.read = io_read, .write = io_write};
+static void window_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+    struct pci_window *w = opaque;
+    window_access(w->host, w->io, w->base + offset, (void *)data, len, true);
+}
+
+static const struct bus_ops window_ops = {.read = window_read, .write = window_write};
 
 void pci_bar_update(struct pci_host *p, struct pci_function *fn, unsigned bar, uint64_t addr,
                     uint64_t size)
@@ -269,15 +249,16 @@ int pci_host_init(struct pci_host *p, const struct dev_host *h, char *err, size_
     memset(p, 0, sizeof(*p));
     p->host = h;
     p->ecam_base = LAYOUT_PCI_ECAM_START;
-    p->mmio32 =
-        (struct pci_window){LAYOUT_PCI_MMIO_START, LAYOUT_PCI_MMIO_END - LAYOUT_PCI_MMIO_START};
-    p->io = (struct pci_window){LAYOUT_PCI_IO_START, LAYOUT_PCI_IO_END - LAYOUT_PCI_IO_START};
+    p->mmio32 = (struct pci_window){LAYOUT_PCI_MMIO_START,
+                                    LAYOUT_PCI_MMIO_END - LAYOUT_PCI_MMIO_START, p, false};
+    p->io =
+        (struct pci_window){LAYOUT_PCI_IO_START, LAYOUT_PCI_IO_END - LAYOUT_PCI_IO_START, p, true};
     uint64_t base64 = ALIGN_UP(memmap_end(h->mem), MMIO64_ALIGN);
     uint64_t limit = h->phys_bits >= 32 && h->phys_bits < 64 ? 1ULL << h->phys_bits : 0;
     uint64_t size64 = MMIO64_SIZE;
     if (limit && base64 + size64 > limit)
         size64 = limit > base64 ? limit - base64 : 0;
-    p->mmio64 = (struct pci_window){base64, size64};
+    p->mmio64 = (struct pci_window){base64, size64, p, false};
     p->next32 = p->mmio32.base;
     p->next64 = p->mmio64.base;
     p->next_io = p->io.base;
@@ -286,10 +267,11 @@ int pci_host_init(struct pci_host *p, const struct dev_host *h, char *err, size_
 
     if (bus_register(h->mmio, p->ecam_base, ECAM_BUS_SIZE, &ecam_ops, p, "pci-ecam") < 0 ||
         bus_register(h->pio, CONF1_ADDR_PORT, CONF1_PORTS, &conf1_ops, p, "pci-conf1") < 0 ||
-        bus_register(h->mmio, p->mmio32.base, p->mmio32.size, &mmio32_ops, p, "pci-mmio32") < 0 ||
-        bus_register(h->pio, p->io.base, p->io.size, &io_ops, p, "pci-io") < 0 ||
-        (p->mmio64.size &&
-         bus_register(h->mmio, p->mmio64.base, p->mmio64.size, &mmio64_ops, p, "pci-mmio64") < 0))
+        bus_register(h->mmio, p->mmio32.base, p->mmio32.size, &window_ops, &p->mmio32,
+                     "pci-mmio32") < 0 ||
+        bus_register(h->pio, p->io.base, p->io.size, &window_ops, &p->io, "pci-io") < 0 ||
+        (p->mmio64.size && bus_register(h->mmio, p->mmio64.base, p->mmio64.size, &window_ops,
+                                        &p->mmio64, "pci-mmio64") < 0))
         return errf(err, errlen,
                     "PCI host: an address range of ECAM, conf1 or a BAR window "
                     "is already taken (internal layout conflict)");

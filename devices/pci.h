@@ -112,8 +112,13 @@ struct pci_function {
     } bars[PCI_NUM_BARS];
 };
 
+struct pci_host;
+
+/* An address window of the host bridge (_CRS) in which BARs live. */
 struct pci_window {
     uint64_t base, size;
+    struct pci_host *host;
+    bool io; /* port I/O, else memory */
 };
 
 struct pci_host {
