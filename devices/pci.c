@@ -171,7 +171,7 @@ static struct pci_function *find_bar(struct pci_host *p, bool io, uint64_t addr,
         struct pci_function *fn = p->functions[s];
         if (!fn)
             continue;
-        for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
+        for (unsigned b = 0; b < PCI_NUM_REGIONS; b++) {
             if (!fn->bars[b].size || (fn->bars[b].kind == PCI_BAR_KIND_IO) != io)
                 continue;
             if (addr >= fn->bars[b].addr && addr - fn->bars[b].addr + len <= fn->bars[b].size) {
@@ -218,7 +218,7 @@ static const struct bus_ops window_ops = {.read = window_read, .write = window_w
 void pci_bar_update(struct pci_host *p, struct pci_function *fn, unsigned bar, uint64_t addr,
                     uint64_t size)
 {
-    if (bar >= PCI_NUM_BARS)
+    if (bar >= PCI_NUM_REGIONS)
         return;
     pthread_rwlock_wrlock(&p->bar_lock);
     fn->bars[bar].addr = addr;
@@ -299,8 +299,8 @@ static uint64_t window_take(const struct pci_window *w, uint64_t *cursor, uint64
 }
 
 int pci_add_function(struct pci_host *p, struct pci_function *fn,
-                     const struct pci_bar_decl bars[PCI_NUM_BARS], uint64_t assigned[PCI_NUM_BARS],
-                     char *err, size_t errlen)
+                     const struct pci_bar_decl bars[PCI_NUM_REGIONS],
+                     uint64_t assigned[PCI_NUM_REGIONS], char *err, size_t errlen)
 {
     unsigned slot = 1;
     while (slot < PCI_SLOTS && p->functions[slot])
@@ -308,7 +308,7 @@ int pci_add_function(struct pci_host *p, struct pci_function *fn,
     if (slot == PCI_SLOTS)
         return errf(err, errlen, "%s: the PCI bus has no free slot (at most %d devices)", fn->name,
                     PCI_SLOTS - 1);
-    for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
+    for (unsigned b = 0; b < PCI_NUM_REGIONS; b++) {
         assigned[b] = 0;
         if (bars[b].kind == PCI_BAR_NONE || !bars[b].size)
             continue;

@@ -46,6 +46,8 @@ struct aml;
 #define PCI_CFG_SIZE       4096 /* PCIe config space of one function */
 #define PCI_CFG_LEGACY     256  /* what conf1 reaches */
 #define PCI_NUM_BARS       6
+#define PCI_ROM_REGION     6 /* the expansion ROM, after the six BARs */
+#define PCI_NUM_REGIONS    7
 #define PCI_INTX_GSI_BASE  20 /* INTA..INTD of slot 0 -> GSI 20..23 */
 #define PCI_INTX_PINS      4
 #define PCI_HOST_VENDOR_ID 0x1b36 /* Red Hat, Inc. (the ID QEMU's generic devices use) */
@@ -109,7 +111,7 @@ struct pci_function {
     struct {
         enum pci_bar_kind kind;
         uint64_t addr, size;
-    } bars[PCI_NUM_BARS];
+    } bars[PCI_NUM_REGIONS]; /* BARs, then the expansion ROM */
 };
 
 struct pci_host;
@@ -147,15 +149,16 @@ void pci_host_destroy(struct pci_host *p);
 
 /*
  * Put fn on bus 0 (the next free slot) and assign initial addresses to the
- * BARs declared in bars[] (fn->bars[] is left for the function's config
- * emulation to fill with pci_bar_update()).  assigned[i] receives BAR i's
- * address.  Returns 0 or -1 with err (no slot, a BAR that does not fit).
+ * BARs (and the ROM, index PCI_ROM_REGION, a 32-bit memory region) declared in bars[] (fn->bars[]
+ * is left for the function's config emulation to fill with pci_bar_update()).  assigned[i] receives
+ * BAR i's address.  Returns 0 or -1 with err (no slot, a BAR that does not fit).
  */
 int pci_add_function(struct pci_host *p, struct pci_function *fn,
-                     const struct pci_bar_decl bars[PCI_NUM_BARS], uint64_t assigned[PCI_NUM_BARS],
-                     char *err, size_t errlen);
+                     const struct pci_bar_decl bars[PCI_NUM_REGIONS],
+                     uint64_t assigned[PCI_NUM_REGIONS], char *err, size_t errlen);
 
-/* Say where BAR bar of fn decodes now (size 0: it decodes nowhere).  Under the config lock. */
+/* Say where region bar (a BAR or PCI_ROM_REGION) of fn decodes now (size 0: nowhere).  Under the
+ * config lock. */
 void pci_bar_update(struct pci_host *p, struct pci_function *fn, unsigned bar, uint64_t addr,
                     uint64_t size);
 

@@ -5,15 +5,16 @@
 
 #include "vmm/util.h"
 
-#define HEADER_END         0x40
-#define PCI_CACHE_LINE     0x0c
-#define PCI_LATENCY        0x0d
-#define PCI_BIST           0x0f
-#define CAP_WALK_MAX       48
-#define COMMAND_WRITABLE   0x0547 /* IO, MEM, MASTER, PARITY, SERR, INTX_OFF */
-#define STATUS_RW1C        0xf900 /* error bits */
-#define MSI_CTRL_WRITABLE  (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE)
-#define MSIX_CTRL_WRITABLE (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)
+#define HEADER_END           0x40
+#define PCI_ROM_ADDRESS_MASK 0xfffff800u
+#define PCI_CACHE_LINE       0x0c
+#define PCI_LATENCY          0x0d
+#define PCI_BIST             0x0f
+#define CAP_WALK_MAX         48
+#define COMMAND_WRITABLE     0x0547 /* IO, MEM, MASTER, PARITY, SERR, INTX_OFF */
+#define STATUS_RW1C          0xf900 /* error bits */
+#define MSI_CTRL_WRITABLE    (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE)
+#define MSIX_CTRL_WRITABLE   (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)
 
 static uint32_t dev_read(struct vfio_pci_cfg *c, unsigned off, unsigned len)
 {
@@ -76,6 +77,7 @@ static void walk_capabilities(struct vfio_pci_cfg *c)
 void vfio_pci_cfg_reset(struct vfio_pci_cfg *c)
 {
     memcpy(c->bar_reg, c->bar_init, sizeof(c->bar_reg));
+    c->rom_reg = c->rom_init;
     c->command = 0;
     c->irq_line = 0;
     c->msi_ctrl = 0;
@@ -176,7 +178,7 @@ static uint8_t virtual_byte(struct vfio_pci_cfg *c, unsigned off, uint8_t real)
         return (uint8_t)(c->bar_reg[b] >> (8 * (off % 4)));
     }
     if (off >= PCI_ROM_ADDRESS && off < PCI_ROM_ADDRESS + 4)
-        return 0; /* no expansion ROM */
+        return (uint8_t)(c->rom_reg >> (8 * (off - PCI_ROM_ADDRESS))); /* 0 while hidden */
     if (off == PCI_INTERRUPT_LINE)
         return c->irq_line;
     if (off == PCI_INTERRUPT_PIN)
@@ -295,6 +297,13 @@ void vfio_pci_cfg_write(struct vfio_pci_cfg *c, unsigned offset, unsigned len, u
                 if (o == PCI_CACHE_LINE || o == PCI_LATENCY)
                     dev_write(c, o, 1, (value >> (8 * i)) & 0xff);
             }
+        } else if (dword == PCI_ROM_ADDRESS) {
+            if (c->rom_size) {
+                uint32_t v = merge(c->rom_reg, dword, offset, len, value);
+                c->rom_reg = (v & (uint32_t) ~(c->rom_size - 1) & PCI_ROM_ADDRESS_MASK) |
+                             (v & PCI_ROM_ENABLE);
+                c->ops->bars_changed(c->opaque);
+            }
         } else if (dword == PCI_INTERRUPT_LINE) {
             if (offset == PCI_INTERRUPT_LINE)
                 c->irq_line = (uint8_t)value;
@@ -319,6 +328,21 @@ void vfio_pci_cfg_write(struct vfio_pci_cfg *c, unsigned offset, unsigned len, u
     }
     /* Other capabilities and the extended space: vfio-pci filters what reaches the device. */
     dev_write(c, offset, len, value);
+}
+
+void vfio_pci_cfg_show_rom(struct vfio_pci_cfg *c, uint64_t size, uint64_t addr)
+{
+    c->rom_size = size;
+    c->rom_init = (uint32_t)addr & PCI_ROM_ADDRESS_MASK;
+    c->rom_reg = c->rom_init;
+}
+
+bool vfio_pci_cfg_rom_decodes(const struct vfio_pci_cfg *c, uint64_t *addr)
+{
+    if (!c->rom_size || !(c->rom_reg & PCI_ROM_ENABLE) || !(c->command & PCI_COMMAND_MEMORY))
+        return false;
+    *addr = c->rom_reg & PCI_ROM_ADDRESS_MASK;
+    return *addr != 0;
 }
 
 bool vfio_pci_cfg_msi_enabled(const struct vfio_pci_cfg *c)

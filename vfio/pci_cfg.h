@@ -5,8 +5,9 @@
  *
  * minivmm emulates: the BARs (sizing, 32/64-bit, prefetchable, relocation),
  * the decode bits of the command register (the guest-physical side of
- * decoding is minivmm's: memslots and traps), the expansion ROM (hidden:
- * reads 0), the interrupt line, and the MSI and MSI-X capabilities (enable,
+ * decoding is minivmm's: memslots and traps), the expansion ROM BAR (hidden,
+ * reading 0, unless a ROM size is given: then sized, placed and enabled like
+ * a BAR), the interrupt line, and the MSI and MSI-X capabilities (enable,
  * masks, MSI address/data), which become KVM routes instead of reaching the
  * device.  Everything else is read from the device; writes go to the device
  * only where it is safe: the command register (bus master, INTx disable,
@@ -56,6 +57,8 @@ struct vfio_pci_cfg {
     uint32_t bar_reg[PCI_NUM_BARS];  /* the guest-visible BAR registers */
     uint32_t bar_init[PCI_NUM_BARS]; /* their values at reset (the initial assignment) */
     uint16_t command;                /* guest-visible command register */
+    uint64_t rom_size;               /* 0: the expansion ROM is hidden (reads 0) */
+    uint32_t rom_reg, rom_init;      /* guest-visible ROM BAR, and its value at reset */
     uint8_t irq_line;
     uint8_t irq_pin; /* from the device: 0 none, 1-4 INTA-INTD */
 
@@ -97,6 +100,12 @@ struct vfio_pci_cfg {
 int vfio_pci_cfg_init(struct vfio_pci_cfg *c, const struct vfio_pci_cfg_ops *ops, void *opaque,
                       const struct vfio_pci_bar bars[PCI_NUM_BARS],
                       const uint64_t initial[PCI_NUM_BARS], char *err, size_t errlen);
+
+/* Show the expansion ROM: size bytes (a power of two), initially at addr, disabled.  After init. */
+void vfio_pci_cfg_show_rom(struct vfio_pci_cfg *c, uint64_t size, uint64_t addr);
+
+/* Where the ROM decodes now: true and its address if it is enabled and memory decode is on. */
+bool vfio_pci_cfg_rom_decodes(const struct vfio_pci_cfg *c, uint64_t *addr);
 
 /* Back to the state after init (system reset): BARs at their initial addresses, decode off. */
 void vfio_pci_cfg_reset(struct vfio_pci_cfg *c);

@@ -42,8 +42,11 @@ int vfio_parse_option(const char *arg, unsigned index, struct vfio_options *o, c
                     return errf(err, errlen,
                                 "--vfio %s: id= may hold letters, digits, '-' and '_' only", arg);
             snprintf(o->id, sizeof(o->id), "%s", id);
+        } else if (strcmp(tok, "rom=on") == 0 || strcmp(tok, "rom=off") == 0) {
+            o->rom = tok[5] == 'n';
         } else {
-            return errf(err, errlen, "--vfio %s: unknown option '%s' (the only one is id=NAME)",
+            return errf(err, errlen,
+                        "--vfio %s: unknown option '%s' (the options are id=NAME and rom=on|off)",
                         arg, tok);
         }
     }
@@ -172,8 +175,9 @@ int vfio_create_devices(struct vfio *v, const struct dev_host *h, struct pci_hos
     v->dev.ops = &vfio_container_dev_ops;
     dev_host_add_device(h, &v->dev);
     for (unsigned i = 0; i < v->nr; i++) {
-        v->devices[i] = vfio_pci_create(h, pci, &v->container, (unsigned)v->group_index[i],
-                                        v->opts[i].id, v->opts[i].bdf, v->group[i], err, errlen);
+        v->devices[i] =
+            vfio_pci_create(h, pci, &v->container, (unsigned)v->group_index[i], v->opts[i].id,
+                            v->opts[i].bdf, v->group[i], v->opts[i].rom, err, errlen);
         if (!v->devices[i])
             return -1;
     }

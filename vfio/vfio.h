@@ -39,10 +39,11 @@ struct json;
 struct vfio_options {
     char id[VFIO_ID_MAX];   /* "vfio0", ... unless id= was given */
     char bdf[VFIO_BDF_LEN]; /* canonical dddd:bb:dd.f */
+    bool rom;               /* rom=on: show the device's expansion ROM to the guest */
 };
 
 /*
- * Parse the value of one --vfio option ("0000:01:00.0[,id=NAME]"); index is
+ * Parse the value of one --vfio option ("0000:01:00.0[,id=NAME][,rom=on|off]"); index is
  * its position (for the default id).  Returns 0, or -1 with err.
  */
 int vfio_parse_option(const char *arg, unsigned index, struct vfio_options *o, char *err,

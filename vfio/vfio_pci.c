@@ -115,6 +115,9 @@ static void vfio_bars_changed(void *opaque)
         if (on && d->cfg.bars[b].kind != PCI_BAR_KIND_IO)
             map_bar(d, b, addr);
     }
+    uint64_t rom = 0;
+    bool on = vfio_pci_cfg_rom_decodes(&d->cfg, &rom);
+    pci_bar_update(d->pci, &d->fn, PCI_ROM_REGION, on ? rom : 0, on ? d->cfg.rom_size : 0);
 }
 
 /* Is [off, off + len) of BAR b inside the MSI-X table?  Sets the entry and the word. */
@@ -145,7 +148,7 @@ static void vfio_bar_read(void *opaque, unsigned b, uint64_t off, void *data, un
         pthread_mutex_unlock(&d->irq_lock);
         return;
     }
-    const struct vfio_region *r = &d->bars[b];
+    const struct vfio_region *r = b == PCI_ROM_REGION ? &d->rom : &d->bars[b];
     if (off + len <= r->size && (r->flags & VFIO_REGION_INFO_FLAG_READ) &&
         pread(d->fd, data, len, (off_t)(r->offset + off)) != (ssize_t)len)
         memset(data, 0xff, len);
@@ -164,6 +167,8 @@ static void vfio_bar_write(void *opaque, unsigned b, uint64_t off, const void *d
         return;
     }
     const struct vfio_pci_cfg *c = &d->cfg;
+    if (b == PCI_ROM_REGION)
+        return; /* read-only memory */
     if (c->msix_off && b == c->msix_pba_bar && off >= c->msix_pba_offset &&
         off < c->msix_pba_offset + (c->msix_size + 63) / 64 * 8)
         return; /* the PBA is read-only */
@@ -459,6 +464,7 @@ static void vfio_pci_quiesce(struct device *dev)
         unmap_bar(d, b);
         pci_bar_update(d->pci, &d->fn, b, 0, 0);
     }
+    pci_bar_update(d->pci, &d->fn, PCI_ROM_REGION, 0, 0);
     vfio_pci_cfg_reset(&d->cfg);
 }
 
@@ -578,7 +584,7 @@ static enum pci_bar_kind bar_kind(uint32_t reg, bool *prefetch)
 
 struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
                                  struct vfio_container *c, unsigned group_index, const char *id,
-                                 const char *bdf, int group, char *err, size_t errlen)
+                                 const char *bdf, int group, bool rom, char *err, size_t errlen)
 {
     struct vfio_pci *d = xzalloc(sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s", id);
@@ -619,7 +625,7 @@ struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
         debug("%s: VFIO_DEVICE_RESET at start-up: %s", bdf, strerror(errno));
 
     struct vfio_pci_bar bars[PCI_NUM_BARS] = {0};
-    struct pci_bar_decl decl[PCI_NUM_BARS] = {0};
+    struct pci_bar_decl decl[PCI_NUM_REGIONS] = {0};
     for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
         if (read_region(d, VFIO_PCI_BAR0_REGION_INDEX + b, &d->bars[b]) < 0 || !d->bars[b].size)
             continue;
@@ -639,10 +645,23 @@ struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
             b++; /* the upper half */
     }
 
+    if (rom) {
+        if (read_region(d, VFIO_PCI_ROM_REGION_INDEX, &d->rom) < 0 || !d->rom.size) {
+            errf(err, errlen, "--vfio %s,rom=on: the device has no expansion ROM; leave rom= out",
+                 bdf);
+            goto fail;
+        }
+        if (d->rom.size & (d->rom.size - 1)) {
+            errf(err, errlen, "--vfio %s: its ROM size %#llx is not a power of two", bdf,
+                 (unsigned long long)d->rom.size);
+            goto fail;
+        }
+        decl[PCI_ROM_REGION] = (struct pci_bar_decl){PCI_BAR_KIND_MEM32, d->rom.size, false};
+    }
     d->fn.name = d->id;
     d->fn.ops = &vfio_fn_ops;
     d->fn.opaque = d;
-    uint64_t assigned[PCI_NUM_BARS];
+    uint64_t assigned[PCI_NUM_REGIONS];
     if (pci_add_function(pci, &d->fn, decl, assigned, err, errlen) < 0)
         goto fail;
     char why[256];
@@ -650,6 +669,8 @@ struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
         errf(err, errlen, "--vfio %s: %s", bdf, why);
         goto fail;
     }
+    if (rom)
+        vfio_pci_cfg_show_rom(&d->cfg, d->rom.size, assigned[PCI_ROM_REGION]);
 
     /* MSI-X table and PBA are trapped even where the kernel would let them be mapped. */
     if (d->cfg.msix_off) {

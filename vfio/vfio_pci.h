@@ -81,6 +81,7 @@ struct vfio_pci {
     int fd;
     uint32_t dev_flags; /* VFIO_DEVICE_FLAGS_* */
     struct vfio_region bars[PCI_NUM_BARS];
+    struct vfio_region rom; /* read with pread while shown (rom=on); size 0 otherwise */
     struct vfio_region config;
     unsigned irq_count[VFIO_PCI_NUM_IRQS];
 
@@ -98,13 +99,14 @@ struct vfio_pci {
 
 /*
  * Open bdf (its group is groups[group_index] of the container), read its
- * regions and interrupts, put it on the PCI host and map its BARs.
+ * regions and interrupts, put it on the PCI host and map its BARs.  With rom,
+ * the device's expansion ROM is shown to the guest (read-only, trapped).
  * Returns the device (already added to the VM through the host), or NULL
  * with a one-line reason in err.
  */
 struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
                                  struct vfio_container *c, unsigned group_index, const char *id,
-                                 const char *bdf, int group, char *err, size_t errlen);
+                                 const char *bdf, int group, bool rom, char *err, size_t errlen);
 
 /* The status object of the control socket: {"id", "bdf", ...}. */
 void vfio_pci_status(struct vfio_pci *d, struct json *j);

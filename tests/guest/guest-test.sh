@@ -174,9 +174,27 @@ nvme_io() {
 	echo "NVME-IRQS: $(grep 'PCI-MSI.*nvme' /proc/interrupts | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }')"
 }
 
+# edu's expansion ROM as the guest reads it (--vfio BDF,rom=on): the 0x55 0xaa
+# signature and the text at 0x40 (scripts/testbed's make_edu_rom), or "none"
+# when it is hidden.
+pci_rom() {
+	d=/sys/bus/pci/devices/$(edu_bdf)
+	if [ ! -e "$d/rom" ]; then
+		echo "EDU-ROM: none"
+		return 0
+	fi
+	# The ROM decodes only with memory decode on (command register bit 1).
+	printf '\006' | dd of="$d/config" bs=1 seek=4 count=1 conv=notrunc 2>/dev/null
+	echo 1 >"$d/rom"
+	echo "EDU-ROM-SIGNATURE: $(head -c 2 "$d/rom" | od -An -tx1 | tr -d ' ')"
+	echo "EDU-ROM: $(head -c 80 "$d/rom" | tail -c 16)"
+	echo 0 >"$d/rom"
+}
+
 run_test() {
 	case "$1" in
 	pci-edu) pci_edu ;;
+	pci-rom) pci_rom ;;
 	nvme-io) nvme_io ;;
 	info)
 		echo "NPROC: $(nproc)"

@@ -67,6 +67,16 @@ check "guest tool: DMA round trip RAM -> edu -> RAM" grep -q "EDU-DMA: ok" "$out
 check "test host: the DMA raised no DMAR fault" [ "$(dmesg | grep -c 'DMAR: \[DMA')" = 0 ]
 [ "$failures" -eq 0 ] || show_output "$out"
 
+# The expansion ROM: hidden unless rom=on, then read by the guest through the
+# ROM BAR (trapped; the test host gave the first edu a ROM).
+run_guest rom pci-rom --memory 512M --vfio "$bdf,rom=on"
+check "rom=on: guest ran, exit 0" [ "$rc" = 0 ]
+check "rom=on: the guest reads the ROM signature 55aa" [ "$(value EDU-ROM-SIGNATURE "$out")" = 55aa ]
+check "rom=on: the guest reads the ROM's text" [ "$(value EDU-ROM "$out")" = MINIVMM-TEST-ROM ]
+run_guest norom pci-rom --memory 512M --vfio "$bdf"
+check "without rom=on the guest sees no ROM" [ "$(value EDU-ROM "$out")" = none ]
+[ "$failures" -eq 0 ] || show_output "$out"
+
 # --- start-up refusals, for real ---
 
 # An edu that is not bound to vfio-pci.

@@ -120,8 +120,8 @@ static int teardown(void **state)
 static void add_fake(struct fixture *fx, const struct pci_bar_decl *bars, uint64_t *assigned)
 {
     char err[256];
-    struct pci_bar_decl none[PCI_NUM_BARS] = {0};
-    uint64_t dummy[PCI_NUM_BARS];
+    struct pci_bar_decl none[PCI_NUM_REGIONS] = {0};
+    uint64_t dummy[PCI_NUM_REGIONS];
     if (pci_add_function(&fx->pci, &fx->fn.fn, bars ? bars : none, assigned ? assigned : dummy, err,
                          sizeof(err)) < 0)
         fail_msg("%s", err);
@@ -215,13 +215,13 @@ static void test_conf1(void **state)
 static void test_bar_assignment(void **state)
 {
     struct fixture *fx = *state;
-    struct pci_bar_decl bars[PCI_NUM_BARS] = {
+    struct pci_bar_decl bars[PCI_NUM_REGIONS] = {
         [0] = {PCI_BAR_KIND_MEM32, 1 * MiB, false},
         [1] = {PCI_BAR_KIND_IO, 256, false},
         [2] = {PCI_BAR_KIND_MEM64, 16 * KiB, true},
         [4] = {PCI_BAR_KIND_MEM32, 256, false}, /* small: gets a whole page */
     };
-    uint64_t at[PCI_NUM_BARS];
+    uint64_t at[PCI_NUM_REGIONS];
     add_fake(fx, bars, at);
     assert_int_equal(at[0], LAYOUT_PCI_MMIO_START);
     assert_int_equal(at[0] % MiB, 0);
@@ -237,14 +237,14 @@ static void test_bar_assignment(void **state)
     /* A 64-bit BAR larger than the 32-bit window goes above 4 GiB, above all memory. */
     struct fake_fn big = {.fn = {.name = "big", .ops = &fake_ops}};
     big.fn.opaque = &big;
-    struct pci_bar_decl huge[PCI_NUM_BARS] = {[0] = {PCI_BAR_KIND_MEM64, 4 * GiB, true}};
+    struct pci_bar_decl huge[PCI_NUM_REGIONS] = {[0] = {PCI_BAR_KIND_MEM64, 4 * GiB, true}};
     char err[256];
     assert_int_equal(pci_add_function(&fx->pci, &big.fn, huge, at, err, sizeof(err)), 0);
     assert_true(at[0] >= LAYOUT_PCI_HOLE_END);
     assert_int_equal(at[0] % (4 * GiB), 0);
     /* A 32-bit BAR that cannot fit is refused with a message. */
     struct fake_fn bad = {.fn = {.name = "bad", .ops = &fake_ops}};
-    struct pci_bar_decl toobig[PCI_NUM_BARS] = {[0] = {PCI_BAR_KIND_MEM32, 1 * GiB, false}};
+    struct pci_bar_decl toobig[PCI_NUM_REGIONS] = {[0] = {PCI_BAR_KIND_MEM32, 1 * GiB, false}};
     assert_int_equal(pci_add_function(&fx->pci, &bad.fn, toobig, at, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "does not fit"));
 }

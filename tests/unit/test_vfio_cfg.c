@@ -250,6 +250,30 @@ static void test_rom_hidden_and_readonly_header(void **state)
     assert_int_equal(x->dev.last_off, 0x100);
 }
 
+static void test_rom_shown_when_asked(void **state)
+{
+    struct fx *x = *state;
+    vfio_pci_cfg_show_rom(&x->cfg, 64 << 10, 0xc0200000);
+    uint64_t a;
+    assert_int_equal(rd(x, PCI_ROM_ADDRESS, 4), 0xc0200000); /* disabled: bit 0 clear */
+    /* Sizing: the guest writes all ones (but the enable bit) and reads the size mask. */
+    wr(x, PCI_ROM_ADDRESS, 4, 0xfffff800);
+    assert_int_equal(rd(x, PCI_ROM_ADDRESS, 4), 0xffff0000);
+    wr(x, PCI_ROM_ADDRESS, 4, 0xc0210000 | PCI_ROM_ENABLE);
+    assert_false(vfio_pci_cfg_rom_decodes(&x->cfg, &a)); /* memory decode is off */
+    wr(x, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    assert_true(vfio_pci_cfg_rom_decodes(&x->cfg, &a));
+    assert_int_equal(a, 0xc0210000);
+    wr(x, PCI_ROM_ADDRESS, 4, 0xc0210000);
+    assert_false(vfio_pci_cfg_rom_decodes(&x->cfg, &a)); /* ROM enable off */
+    /* The device's own ROM BAR (the host's address) is never written. */
+    uint32_t real;
+    memcpy(&real, x->dev.cfg + PCI_ROM_ADDRESS, 4);
+    assert_int_equal(real, 0xfe000000);
+    vfio_pci_cfg_reset(&x->cfg);
+    assert_int_equal(rd(x, PCI_ROM_ADDRESS, 4), 0xc0200000);
+}
+
 static void test_msi_virtualised(void **state)
 {
     struct fx *x = *state;
@@ -356,7 +380,15 @@ static void test_parse_option(void **state)
     assert_string_equal(o.bdf, "0000:01:00.0");
     assert_int_equal(vfio_parse_option("0000:00:03.0,id=edu", 0, &o, err, sizeof(err)), 0);
     assert_string_equal(o.id, "edu");
-    assert_int_equal(vfio_parse_option("00:03.0,rom=on", 0, &o, err, sizeof(err)), -1);
+    assert_false(o.rom);
+    assert_int_equal(vfio_parse_option("00:03.0,rom=on", 0, &o, err, sizeof(err)), 0);
+    assert_true(o.rom);
+    assert_int_equal(vfio_parse_option("00:03.0,rom=off", 0, &o, err, sizeof(err)), 0);
+    assert_false(o.rom);
+    assert_int_equal(vfio_parse_option("00:03.0,rom=yes", 0, &o, err, sizeof(err)), -1);
+    assert_non_null(
+        strstr(err, "unknown option 'rom=yes' (the options are id=NAME and rom=on|off)"));
+    assert_int_equal(vfio_parse_option("00:03.0,foo=1", 0, &o, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown option"));
     assert_int_equal(vfio_parse_option("00:03.0,id=", 0, &o, err, sizeof(err)), -1);
     assert_int_equal(vfio_parse_option("00:03.0,id=a b", 0, &o, err, sizeof(err)), -1);
@@ -481,6 +513,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bar_sizing_64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rom_hidden_and_readonly_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rom_shown_when_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msi_virtualised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msix_virtualised, setup, teardown),
         cmocka_unit_test(test_broken_capability_list_terminates),
