@@ -332,6 +332,8 @@ int pci_add_function(struct pci_host *p, struct pci_function *fn,
                         format_size(bars[b].size, sz, sizeof(sz)));
         }
     }
+    for (unsigned b = 0; b < PCI_NUM_REGIONS; b++)
+        fn->bars[b] = (__typeof__(fn->bars[b])){.kind = bars[b].kind};
     fn->slot = slot;
     pthread_mutex_lock(&p->cfg_lock);
     p->functions[slot] = fn;

@@ -5,16 +5,19 @@
 
 #include "vmm/util.h"
 
-#define HEADER_END           0x40
-#define PCI_ROM_ADDRESS_MASK 0xfffff800u
-#define PCI_CACHE_LINE       0x0c
-#define PCI_LATENCY          0x0d
-#define PCI_BIST             0x0f
-#define CAP_WALK_MAX         48
-#define COMMAND_WRITABLE     0x0547 /* IO, MEM, MASTER, PARITY, SERR, INTX_OFF */
-#define STATUS_RW1C          0xf900 /* error bits */
-#define MSI_CTRL_WRITABLE    (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE)
-#define MSIX_CTRL_WRITABLE   (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)
+#define HEADER_END             0x40
+#define PCI_CAP_ID_PM          0x01
+#define PCI_PM_CTRL            4 /* PMCSR, from the capability */
+#define PCI_PM_CTRL_STATE_MASK 0x3
+#define PCI_ROM_ADDRESS_MASK   0xfffff800u
+#define PCI_CACHE_LINE         0x0c
+#define PCI_LATENCY            0x0d
+#define PCI_BIST               0x0f
+#define CAP_WALK_MAX           48
+#define COMMAND_WRITABLE       0x0547 /* IO, MEM, MASTER, PARITY, SERR, INTX_OFF */
+#define STATUS_RW1C            0xf900 /* error bits */
+#define MSI_CTRL_WRITABLE      (PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE)
+#define MSIX_CTRL_WRITABLE     (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)
 
 static uint32_t dev_read(struct vfio_pci_cfg *c, unsigned off, unsigned len)
 {
@@ -51,7 +54,9 @@ static void walk_capabilities(struct vfio_pci_cfg *c)
     unsigned off = dev_read(c, PCI_CAPABILITY_LIST, 1) & ~3u;
     for (unsigned n = 0; off >= HEADER_END && off < PCI_CFG_LEGACY && n < CAP_WALK_MAX; n++) {
         unsigned id = dev_read(c, off, 1);
-        if (id == PCI_CAP_ID_MSI && !c->msi_off) {
+        if (id == PCI_CAP_ID_PM && !c->pm_off) {
+            c->pm_off = off;
+        } else if (id == PCI_CAP_ID_MSI && !c->msi_off) {
             uint16_t ctrl = (uint16_t)dev_read(c, off + 2, 2);
             c->msi_off = off;
             c->msi_64 = ctrl & PCI_MSI_FLAGS_64BIT;
@@ -68,7 +73,7 @@ static void walk_capabilities(struct vfio_pci_cfg *c)
             c->msix_pba_bar = pba & 7;
             c->msix_pba_offset = pba & ~7u;
             if (c->msix_table_bar >= PCI_NUM_BARS || c->msix_pba_bar >= PCI_NUM_BARS)
-                c->msix_off = 0; /* a broken capability: do not offer MSI-X */
+                c->msix_off = c->msix_size = 0; /* a broken capability: no MSI-X */
         }
         off = dev_read(c, off + 1, 1) & ~3u;
     }
@@ -78,6 +83,7 @@ void vfio_pci_cfg_reset(struct vfio_pci_cfg *c)
 {
     memcpy(c->bar_reg, c->bar_init, sizeof(c->bar_reg));
     c->rom_reg = c->rom_init;
+    c->low_power = false; /* VFIO_DEVICE_RESET puts the device in D0 */
     c->command = 0;
     c->irq_line = 0;
     c->msi_ctrl = 0;
@@ -157,7 +163,7 @@ bool vfio_pci_cfg_bar_decodes(const struct vfio_pci_cfg *c, unsigned b, uint64_t
     if (b >= PCI_NUM_BARS || c->bars[b].kind == PCI_BAR_NONE || !c->bars[b].size)
         return false;
     bool io = c->bars[b].kind == PCI_BAR_KIND_IO;
-    if (!(c->command & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)))
+    if (c->low_power || !(c->command & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)))
         return false;
     uint64_t a = c->bar_reg[b] & (io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
     if (c->bars[b].kind == PCI_BAR_KIND_MEM64 && b + 1 < PCI_NUM_BARS)
@@ -278,9 +284,19 @@ void vfio_pci_cfg_write(struct vfio_pci_cfg *c, unsigned offset, unsigned len, u
             /* Command (and status in the same dword). */
             if (offset < PCI_STATUS) {
                 uint32_t cmd = merge(c->command, PCI_COMMAND, offset, len, value) & 0xffff;
+                uint16_t old = c->command;
                 c->command = (uint16_t)(cmd & COMMAND_WRITABLE);
+                /*
+                 * vfio-pci revokes its BAR mmaps while decode is off: the
+                 * memslots must be gone before the device stops decoding, and
+                 * may come back only once it decodes again.
+                 */
+                bool mem_off = (old & PCI_COMMAND_MEMORY) && !(c->command & PCI_COMMAND_MEMORY);
+                if (mem_off)
+                    c->ops->bars_changed(c->opaque);
                 dev_write(c, PCI_COMMAND, 2, c->command);
-                c->ops->bars_changed(c->opaque);
+                if (!mem_off)
+                    c->ops->bars_changed(c->opaque);
             }
             if (offset + len > PCI_STATUS) {
                 uint32_t st = merge(0, PCI_STATUS, offset, len, value) & STATUS_RW1C;
@@ -311,6 +327,25 @@ void vfio_pci_cfg_write(struct vfio_pci_cfg *c, unsigned offset, unsigned len, u
         /* Everything else in the header is read-only or hidden (ROM): dropped. */
         return;
     }
+    if (c->pm_off && offset <= c->pm_off + PCI_PM_CTRL && offset + len > c->pm_off + PCI_PM_CTRL) {
+        /*
+         * A power state other than D0 makes vfio-pci revoke the BAR mmaps
+         * too: memslots go before the device sleeps and return once it is
+         * in D0 again.
+         */
+        unsigned shift = 8 * (c->pm_off + PCI_PM_CTRL - offset);
+        bool sleep = ((value >> shift) & PCI_PM_CTRL_STATE_MASK) != 0;
+        if (sleep) {
+            c->low_power = true;
+            c->ops->bars_changed(c->opaque);
+        }
+        dev_write(c, offset, len, value);
+        if (!sleep) {
+            c->low_power = false;
+            c->ops->bars_changed(c->opaque);
+        }
+        return;
+    }
     if (c->msi_off && offset >= c->msi_off && offset < c->msi_off + msi_size(c)) {
         if (offset >= c->msi_off + 2)
             msi_write(c, offset, len, value);
@@ -339,7 +374,8 @@ void vfio_pci_cfg_show_rom(struct vfio_pci_cfg *c, uint64_t size, uint64_t addr)
 
 bool vfio_pci_cfg_rom_decodes(const struct vfio_pci_cfg *c, uint64_t *addr)
 {
-    if (!c->rom_size || !(c->rom_reg & PCI_ROM_ENABLE) || !(c->command & PCI_COMMAND_MEMORY))
+    if (!c->rom_size || c->low_power || !(c->rom_reg & PCI_ROM_ENABLE) ||
+        !(c->command & PCI_COMMAND_MEMORY))
         return false;
     *addr = c->rom_reg & PCI_ROM_ADDRESS_MASK;
     return *addr != 0;

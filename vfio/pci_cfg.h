@@ -13,7 +13,10 @@
  * only where it is safe: the command register (bus master, INTx disable,
  * decode, SERR, parity), the status register's write-1-to-clear bits, cache
  * line size and latency timer, capabilities other than MSI/MSI-X and the
- * extended space (which vfio-pci filters itself).  Writes to read-only
+ * extended space (which vfio-pci filters itself).  Turning memory decode off
+ * or the power state away from D0 reports bars_changed *before* the device
+ * stops decoding (vfio-pci revokes BAR mmaps then), and BARs decode nowhere
+ * while the device is not in D0.  Writes to read-only
  * header fields are dropped.
  *
  * Pure: the device is reached only through the backend ops (pread/pwrite of
@@ -61,6 +64,10 @@ struct vfio_pci_cfg {
     uint32_t rom_reg, rom_init;      /* guest-visible ROM BAR, and its value at reset */
     uint8_t irq_line;
     uint8_t irq_pin; /* from the device: 0 none, 1-4 INTA-INTD */
+
+    /* Power management capability (pm_off 0: none); low_power: not in D0 */
+    unsigned pm_off;
+    bool low_power;
 
     /* MSI capability (msi_off 0: none) */
     unsigned msi_off;

@@ -452,9 +452,10 @@ static void vfio_pci_quiesce(struct device *dev)
     intx_off_locked(d);
     d->intx_bound = false;
     d->mode = VFIO_IRQ_NONE;
-    memset(d->msix_table, 0, (size_t)d->cfg.msix_size * sizeof(*d->msix_table));
-    for (unsigned i = 0; i < d->cfg.msix_size; i++)
+    for (unsigned i = 0; d->msix_table && i < d->cfg.msix_size; i++) {
+        memset(d->msix_table[i], 0, sizeof(d->msix_table[i]));
         d->msix_table[i][3] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+    }
     pthread_mutex_unlock(&d->irq_lock);
     drain(d->intx_trigger);
     drain(d->intx_unmask);

@@ -252,7 +252,11 @@ static void test_bar_assignment(void **state)
 static void test_window_dispatch_follows_bar_updates(void **state)
 {
     struct fixture *fx = *state;
-    add_fake(fx, NULL, NULL);
+    struct pci_bar_decl bars[PCI_NUM_REGIONS] = {
+        [0] = {PCI_BAR_KIND_MEM32, 0x1000, false},
+        [1] = {PCI_BAR_KIND_IO, 0x100, false},
+    };
+    add_fake(fx, bars, NULL);
     uint64_t a = LAYOUT_PCI_MMIO_START + 0x100000;
     uint32_t v = 0;
     /* Nothing decodes there yet: all ones, the function is not called. */
@@ -273,12 +277,17 @@ static void test_window_dispatch_follows_bar_updates(void **state)
     /* An access running past the BAR's end is not dispatched. */
     bus_access(&fx->mmio, a + 0x10000 + 0xffe, &v, 4, false);
     assert_int_equal(v, 0xffffffffu);
-    /* I/O BARs live in the I/O window. */
-    fx->fn.fn.bars[1].kind = PCI_BAR_KIND_IO;
+    /* I/O BARs live in the I/O window (their kind comes from the declaration). */
     pci_bar_update(&fx->pci, &fx->fn.fn, 1, LAYOUT_PCI_IO_START, 0x100);
     uint8_t b = 0;
     bus_access(&fx->pio, LAYOUT_PCI_IO_START + 4, &b, 1, false);
     assert_int_equal(b, 0x5a);
+    /* An I/O BAR given a memory-window address is not reached through memory. */
+    unsigned reads = fx->fn.bar_reads;
+    pci_bar_update(&fx->pci, &fx->fn.fn, 1, a + 0x20000, 0x100);
+    bus_access(&fx->mmio, a + 0x20000, &v, 4, false);
+    assert_int_equal(v, 0xffffffffu);
+    assert_int_equal(fx->fn.bar_reads, reads);
     assert_true(pci_host_in_window(&fx->pci, false, a, 0x1000));
     assert_false(pci_host_in_window(&fx->pci, false, 0x1000, 0x1000)); /* RAM */
     assert_true(pci_host_in_window(&fx->pci, true, LAYOUT_PCI_IO_START, 0x100));

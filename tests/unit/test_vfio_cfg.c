@@ -32,6 +32,7 @@ struct fake {
     unsigned last_off;
     uint32_t last_val;
     unsigned bars_changed, msi_changed, msix_changed;
+    unsigned writes_at_bars_changed; /* device writes seen when bars_changed was last called */
 };
 
 static void put(struct fake *f, unsigned off, uint32_t v, unsigned len)
@@ -59,7 +60,9 @@ static int f_write(void *opaque, unsigned off, const void *buf, unsigned len)
 
 static void f_bars(void *opaque)
 {
-    ((struct fake *)opaque)->bars_changed++;
+    struct fake *f = opaque;
+    f->bars_changed++;
+    f->writes_at_bars_changed = f->writes;
 }
 static void f_msi(void *opaque)
 {
@@ -223,6 +226,40 @@ static void test_command_register(void **state)
     vfio_pci_cfg_reset(&x->cfg);
     assert_int_equal(rd(x, PCI_COMMAND, 2), 0);
     assert_int_equal(rd(x, PCI_BASE_ADDRESS_0, 4), 0xc0000000);
+}
+
+/* vfio-pci revokes BAR mmaps when decode goes off or the device leaves D0: memslots go first. */
+static void test_memslots_go_before_decode_stops(void **state)
+{
+    struct fx *x = *state;
+    uint64_t a;
+    wr(x, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    /* Turning decode on: the device decodes first, then the memslots come. */
+    assert_int_equal(x->dev.writes_at_bars_changed, x->dev.writes);
+    assert_true(vfio_pci_cfg_bar_decodes(&x->cfg, 0, &a));
+    unsigned writes = x->dev.writes;
+    wr(x, PCI_COMMAND, 2, 0);
+    assert_int_equal(x->dev.writes, writes + 1);
+    assert_int_equal(x->dev.writes_at_bars_changed, writes); /* before the write */
+    assert_false(vfio_pci_cfg_bar_decodes(&x->cfg, 0, &a));
+
+    /* D3hot through the power-management capability (PMCSR at cap + 4). */
+    wr(x, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    writes = x->dev.writes;
+    wr(x, PM_CAP + 4, 2, 3);
+    assert_int_equal(x->dev.writes, writes + 1);
+    assert_int_equal(x->dev.last_off, PM_CAP + 4); /* the state change reaches the device */
+    assert_int_equal(x->dev.writes_at_bars_changed, writes);
+    assert_false(vfio_pci_cfg_bar_decodes(&x->cfg, 0, &a));
+    /* Back to D0: written first, then the BARs decode again. */
+    wr(x, PM_CAP + 4, 2, 0);
+    assert_int_equal(x->dev.writes_at_bars_changed, writes + 2);
+    assert_true(vfio_pci_cfg_bar_decodes(&x->cfg, 0, &a));
+    /* A reset (VFIO_DEVICE_RESET) leaves the device in D0. */
+    wr(x, PM_CAP + 4, 2, 3);
+    vfio_pci_cfg_reset(&x->cfg);
+    wr(x, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+    assert_true(vfio_pci_cfg_bar_decodes(&x->cfg, 0, &a));
 }
 
 static void test_rom_hidden_and_readonly_header(void **state)
@@ -512,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bar_sizing_32_and_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bar_sizing_64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memslots_go_before_decode_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rom_hidden_and_readonly_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rom_shown_when_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msi_virtualised, setup, teardown),
