@@ -181,6 +181,10 @@ wait_until() {
 }
 
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status"; }
+# vmlck_kb: what minivmm has pinned (type1 VFIO mappings count in VmLck).
+vmlck_kb() { sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status"; }
+# The RAM ranges of --memory 512M: 512 MiB less the 384 KiB legacy/ACPI area.
+RAM_512M_KB=$((512 * 1024 - 384))
 
 MiB=$((1024 * 1024))
 

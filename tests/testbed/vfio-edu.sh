@@ -16,13 +16,13 @@ check "the test host has an edu bound to vfio-pci" [ -n "$bdf" -a -e "/dev/vfio/
 
 # RAM regions the guest gets for --memory 512M: 640 KiB below the legacy hole
 # and 1 MiB - 512 MiB; everything else of the 512 MiB backs the ACPI area.
-ram_kb=$((512 * 1024 - 384))
+ram_kb=$RAM_512M_KB
 
 start_vm edu pci-edu,vmem-agent --memory 512M --vfio "$bdf,id=edu0"
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted with edu passed through (waited up to ${GUEST_TIMEOUT}s for BOOTED)" \
 	wait_until "$GUEST_TIMEOUT" booted
-vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+vmlck=$(vmlck_kb)
 check "VmLck of minivmm ($vmlck kB) is boot RAM's RAM ranges ($ram_kb kB), to the kB" \
 	[ "${vmlck:-0}" = "$ram_kb" ]
 st=$(ctl status)
@@ -42,7 +42,7 @@ check "guest rebooted and booted again (waited up to ${GUEST_TIMEOUT}s for a sec
 	wait_until "$GUEST_TIMEOUT" booted_twice
 check "after the reboot: the ID register reads 0x010000ED again" \
 	[ "$(tr -d '\r' <"$out" | grep -c "^EDU-ID-DEVMEM: 0x010000ED")" = 2 ]
-vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+vmlck=$(vmlck_kb)
 check "after the reboot: VmLck is still boot RAM ($vmlck kB)" [ "${vmlck:-0}" = "$ram_kb" ]
 check "status: boots 2" status_is boots 2
 stop_vm

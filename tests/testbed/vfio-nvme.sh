@@ -11,7 +11,7 @@ $(head -n 1 /testbed/nvme)
 EOF2
 echo "# NVMe at $bdf, IOMMU group $group"
 check "the test host has an NVMe controller bound to vfio-pci" [ -n "$bdf" -a -e "/dev/vfio/$group" ]
-ram_kb=$((512 * 1024 - 384))
+ram_kb=$RAM_512M_KB
 
 start_vm nvme nvme-io,vmem-agent --memory 512M --vfio "$bdf,id=nvme"
 # io_done N: the guest finished its N-th write and read-back (or gave up).
@@ -22,12 +22,12 @@ st=$(ctl status)
 echo "# status: $st"
 check "status: the controller runs on MSI-X (not MSI, not INTx)" \
 	sh -c "echo '$st' | grep -q '\"irq\": \"msix\"'"
-vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+vmlck=$(vmlck_kb)
 check "VmLck ($vmlck kB) is boot RAM ($ram_kb kB)" [ "${vmlck:-0}" = "$ram_kb" ]
 echo reboot >&3
 check "boot 2: the write and read-back finished again (waited up to ${GUEST_TIMEOUT}s)" \
 	wait_until "$GUEST_TIMEOUT" io_done 2
-vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+vmlck=$(vmlck_kb)
 check "after the reboot: VmLck ($vmlck kB) is boot RAM" [ "${vmlck:-0}" = "$ram_kb" ]
 stop_vm
 check "guest powered off, minivmm exit 0" [ "$rc" = 0 ]

@@ -9,13 +9,13 @@ set -- $(sed -n 1p /testbed/edu) $(sed -n 2p /testbed/edu)
 bdf0=$1 group0=$2 bdf1=$3 group1=$4
 echo "# edu at $bdf0 (group $group0) and $bdf1 (group $group1)"
 check "two edu in two groups" [ -n "$bdf1" -a "$group0" != "$group1" ]
-ram_kb=$((512 * 1024 - 384))
+ram_kb=$RAM_512M_KB
 
 start_vm two pci-edu,vmem-agent --memory 512M --vfio "$bdf0" --vfio "$bdf1,id=second"
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted with two devices passed through (waited up to ${GUEST_TIMEOUT}s)" \
 	wait_until "$GUEST_TIMEOUT" booted
-vmlck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status")
+vmlck=$(vmlck_kb)
 check "VmLck ($vmlck kB) is boot RAM once ($ram_kb kB), not once per group" [ "${vmlck:-0}" = "$ram_kb" ]
 st=$(ctl status)
 echo "# status: $st"
