@@ -28,16 +28,6 @@ _Static_assert(sizeof(struct virtio_mem_config) == 56, "virtio_mem_config is 56 
 
 /* --- memory -------------------------------------------------------------------- */
 
-/* Give [gpa, gpa + len) of the region back to the host.  After the listeners were told. */
-static void discard_memory(void *opaque, uint64_t gpa, uint64_t len)
-{
-    struct virtio_mem *m = opaque;
-    char err[256];
-    /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
-    if (mm_backing_discard(&m->backing, gpa - m->addr, len, err, sizeof(err)) < 0)
-        warn("%s: %s", m->name, err);
-}
-
 /* prealloc=on: allocate the host pages now, so a plug that cannot be backed is refused. */
 static int prealloc_memory(struct virtio_mem *m, uint64_t gpa, uint64_t len)
 {
@@ -93,6 +83,14 @@ static bool request_range_valid(const struct virtio_mem *m, uint64_t addr, uint1
     return addr + size <= m->addr + m->usable_region_size;
 }
 
+/* Locked: a plug answered BUSY, counted with its reason for the status. */
+static void refuse_plug(struct virtio_mem *m, const char *why)
+{
+    m->refused_plugs++;
+    snprintf(m->last_refusal, sizeof(m->last_refusal), "%s", why);
+    warn_limited("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, why);
+}
+
 static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
 {
     uint64_t size = (uint64_t)nb_blocks * m->block_size;
@@ -106,17 +104,16 @@ static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
         return VIRTIO_MEM_RESP_ERROR;
     if (mm_tracker_plug(&m->tracker, addr, size, err, sizeof(err)) < 0) {
         /* A listener refused (no memslot, DMA map failed): rolled back, the guest retries. */
-        warn_limited("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, err);
-        discard_memory(m, addr, size); /* a listener may have populated it */
+        refuse_plug(m, err);
         return VIRTIO_MEM_RESP_BUSY;
     }
     /* After the plug: the guard has opened the memory for writing. */
     if (m->opts.prealloc && prealloc_memory(m, addr, size) < 0) {
-        warn_limited("%s: cannot allocate memory for [%#llx, +%#llx): %s; answered BUSY", m->name,
-                     (unsigned long long)addr, (unsigned long long)size, strerror(errno));
+        snprintf(err, sizeof(err), "cannot allocate memory for [%#llx, +%#llx): %s",
+                 (unsigned long long)addr, (unsigned long long)size, strerror(errno));
         if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
             bug("%s: cannot roll back a plug", m->name);
-        discard_memory(m, addr, size);
+        refuse_plug(m, err);
         return VIRTIO_MEM_RESP_BUSY;
     }
     m->plugged_size += size;
@@ -132,10 +129,9 @@ static int handle_unplug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks
         return VIRTIO_MEM_RESP_ERROR;
     if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_PLUGGED)
         return VIRTIO_MEM_RESP_ERROR;
-    /* Listeners (memslots, DMA mappings) let go first, then the memory is discarded. */
+    /* Listeners (DMA mappings, memslots, guard) let go first, then the tracker discards. */
     if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
         bug("%s: tracker refused to unplug a plugged range", m->name);
-    discard_memory(m, addr, size);
     m->plugged_size -= size;
     virtio_mmio_config_changed(&m->transport, false);
     return VIRTIO_MEM_RESP_ACK;
@@ -144,7 +140,7 @@ static int handle_unplug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks
 /* Locked: unplug everything (UNPLUG_ALL and system reset); no config notification. */
 static void unplug_all(struct virtio_mem *m)
 {
-    mm_tracker_unplug_all(&m->tracker, discard_memory, m);
+    mm_tracker_unplug_all(&m->tracker);
     m->plugged_size = 0;
     update_usable_region(m, true);
     virtio_mmio_config_changed(&m->transport, false);
@@ -351,6 +347,11 @@ int virtio_mem_resize(struct virtio_mem *m, uint64_t requested, char *err, size_
     return 0;
 }
 
+static void status_listener(void *opaque, const char *key, uint64_t bytes)
+{
+    json_kv_u64(opaque, key, bytes);
+}
+
 void virtio_mem_status(struct virtio_mem *m, struct json *out)
 {
     virtio_mmio_lock(&m->transport);
@@ -365,6 +366,10 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     json_kv_u64(out, "memslots", mm_sparse_slots_count(&m->slots));
     json_kv_bool(out, "driver_ready", virtio_mmio_driver_ok(&m->transport));
     json_kv_bool(out, "unplugged_inaccessible", m->unplugged_inaccessible);
+    json_kv_u64(out, "refused_plugs", m->refused_plugs);
+    json_kv_string(out, "last_refusal", m->last_refusal);
+    json_kv_u64(out, "kept_bytes", mm_tracker_kept_bytes(&m->tracker));
+    mm_tracker_report(&m->tracker, status_listener, out); /* e.g. dma_mapped_bytes */
     json_object_end(out);
     virtio_mmio_unlock(&m->transport);
 }
@@ -402,10 +407,11 @@ int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
                                .hva = m->backing.hva,
                                .name = m->name,
                                .accessible = region_accessible,
-                               .opaque = m};
+                               .opaque = m,
+                               .tracker = &m->tracker};
     if (mm_map_add(h->mem, &region, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s (choose another addr=)", m->name, why);
-    if (mm_tracker_init(&m->tracker, addr, o->size, o->block_size) < 0)
+    if (mm_tracker_init(&m->tracker, addr, o->size, o->block_size, &m->backing) < 0)
         return errf(err, errlen, "%s: cannot track %llu blocks: %s", m->name,
                     (unsigned long long)(o->size / o->block_size), strerror(errno));
     /* The guard listens first: it opens memory before anyone else touches it. */
@@ -440,8 +446,9 @@ static unsigned guest_phys_bits(const struct dev_host *h)
 /*
  * Where device i's region goes when it has no addr=: the lowest address
  * above everything in the memory map (RAM and the regions of devices before
- * i, which virtio_mem_create adds first), 128 MiB (and block) aligned, that
- * overlaps no region of a later device given with addr=.
+ * i, which virtio_mem_create adds first), 128 MiB (and block) aligned, inside
+ * one of the map's DMA spans, that overlaps no region of a later device
+ * given with addr=.  UINT64_MAX if there is none.
  */
 static uint64_t place_region(const struct mm_map *mem, const struct virtio_mem_options *all,
                              unsigned n, unsigned i)
@@ -455,8 +462,14 @@ static uint64_t place_region(const struct mm_map *mem, const struct virtio_mem_o
             addr = reg->gpa + reg->size;
     }
     addr = ALIGN_UP(addr, align);
-    for (bool moved = true; moved;) {
+    for (bool moved = true; moved && addr != UINT64_MAX;) {
         moved = false;
+        /* Inside what DMA can reach (the IOMMU's IOVA ranges, with --vfio). */
+        uint64_t fit = mm_map_dma_fit(mem, addr, o->size, align);
+        moved = fit != addr;
+        addr = fit;
+        if (addr == UINT64_MAX)
+            break;
         for (unsigned j = i + 1; j < n; j++) {
             if (!all[j].addr || !ranges_overlap(addr, o->size, all[j].addr, all[j].size))
                 continue;
@@ -477,6 +490,11 @@ int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *wind
         uint64_t addr = o->addr ? o->addr : place_region(h->mem, opts, n, i);
         unsigned bits = guest_phys_bits(h);
         char a[32];
+        if (addr == UINT64_MAX)
+            return errf(err, errlen,
+                        "virtio-mem %s: no room for %s inside the address ranges the IOMMU can "
+                        "map for DMA; lower size=",
+                        o->id, format_size(o->size, a, sizeof(a)));
         if (bits < 64 && (addr >= (1ULL << bits) || o->size > (1ULL << bits) - addr))
             return errf(err, errlen,
                         "virtio-mem %s: the region [%#llx, +%s) ends above the %u-bit physical "

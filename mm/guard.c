@@ -28,12 +28,17 @@ static int guard_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, cha
     return protect(g, gpa, len, PROT_READ | PROT_WRITE, err, errlen);
 }
 
-static void guard_discard(struct mm_listener *l, uint64_t gpa, uint64_t len)
+/* A block that stays open costs only protection, never correctness: the memory may go. */
+static int guard_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err,
+                         size_t errlen)
 {
     struct mm_guard *g = container_of(l, struct mm_guard, listener);
-    char err[256];
-    if (protect(g, gpa, len, closed_prot(g), err, sizeof(err)) < 0)
-        warn("cannot close unplugged memory: %s", err);
+    (void)err;
+    (void)errlen;
+    char why[256];
+    if (protect(g, gpa, len, closed_prot(g), why, sizeof(why)) < 0)
+        warn("cannot close unplugged memory: %s", why);
+    return 0;
 }
 
 static const struct mm_listener_ops guard_ops = {

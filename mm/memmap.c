@@ -201,6 +201,39 @@ int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, si
     return 0;
 }
 
+uint64_t mm_map_dma_fit(const struct mm_map *map, uint64_t from, uint64_t size, uint64_t align)
+{
+    if (size == 0)
+        return UINT64_MAX;
+    uint64_t best = UINT64_MAX;
+    if (map->nr_dma_spans == 0) {
+        uint64_t addr = (from + align - 1) & ~(align - 1);
+        return addr >= from && addr + size - 1 >= addr ? addr : UINT64_MAX;
+    }
+    for (unsigned i = 0; i < map->nr_dma_spans; i++) {
+        const struct mm_span *sp = &map->dma_spans[i];
+        uint64_t start = from > sp->first ? from : sp->first;
+        uint64_t addr = (start + align - 1) & ~(align - 1);
+        if (addr < start || addr > sp->last || size - 1 > sp->last - addr)
+            continue;
+        if (addr < best)
+            best = addr;
+    }
+    return best;
+}
+
+bool mm_map_dma_reachable(const struct mm_map *map, uint64_t gpa, uint64_t size)
+{
+    if (size == 0 || gpa + size - 1 < gpa)
+        return false;
+    if (map->nr_dma_spans == 0)
+        return true;
+    for (unsigned i = 0; i < map->nr_dma_spans; i++)
+        if (gpa >= map->dma_spans[i].first && gpa + size - 1 <= map->dma_spans[i].last)
+            return true;
+    return false;
+}
+
 const struct mm_region *mm_map_find(const struct mm_map *map, uint64_t gpa)
 {
     for (unsigned i = 0; i < map->nr_regions; i++) {

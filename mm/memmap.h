@@ -32,6 +32,7 @@
 #include "mm/discard.h"
 
 #define MM_MAX_REGIONS   32
+#define MM_MAX_DMA_SPANS 16
 #define MM_MAX_SLOTS     1024
 #define MM_BACKING_ALIGN (2ULL << 20) /* host alignment of guest memory: the x86 huge page */
 
@@ -56,6 +57,13 @@ struct mm_backing {
     uint64_t page_size;
 };
 
+struct mm_tracker;
+
+/* A guest-physical range, both ends inclusive. */
+struct mm_span {
+    uint64_t first, last;
+};
+
 struct mm_region {
     uint64_t gpa;
     uint64_t size;
@@ -69,6 +77,12 @@ struct mm_region {
      */
     bool (*accessible)(void *opaque, uint64_t gpa, uint64_t len);
     void *opaque;
+    /*
+     * A region whose blocks are plugged and unplugged at run time has a
+     * tracker (tracker.h): whoever must follow it (VFIO) registers a
+     * listener there.  NULL: the region is always all there.
+     */
+    struct mm_tracker *tracker;
 };
 
 struct mm_slot {
@@ -90,6 +104,13 @@ struct mm_map {
     struct mm_slot slots[MM_MAX_SLOTS];
     int vm_fd;                        /* fd the slots are currently registered with, or -1 */
     struct mm_discard_policy discard; /* who discards guest memory (discard.h) */
+    /*
+     * Where device DMA can reach: the IOVA ranges of the IOMMU, set by VFIO
+     * at start-up before any device region is placed (nr_dma_spans 0: no
+     * limit).  Device-memory regions are placed inside them.
+     */
+    struct mm_span dma_spans[MM_MAX_DMA_SPANS];
+    unsigned nr_dma_spans;
 };
 
 void mm_map_init(struct mm_map *map);
@@ -108,6 +129,15 @@ int mm_map_setup_ram(struct mm_map *map, uint64_t size, char *err, size_t errlen
  * an existing region (err says which).
  */
 int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, size_t errlen);
+
+/*
+ * The lowest address >= from, aligned to align (a power of two), where
+ * [addr, addr + size) lies inside one DMA span (any address if there are
+ * none).  Returns UINT64_MAX if there is none.
+ */
+uint64_t mm_map_dma_fit(const struct mm_map *map, uint64_t from, uint64_t size, uint64_t align);
+/* Does [gpa, gpa + size) lie inside one DMA span (or are there none)? */
+bool mm_map_dma_reachable(const struct mm_map *map, uint64_t gpa, uint64_t size);
 
 /* Region containing gpa, or NULL. */
 const struct mm_region *mm_map_find(const struct mm_map *map, uint64_t gpa);

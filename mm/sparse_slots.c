@@ -90,14 +90,19 @@ static int slots_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, cha
     return 0;
 }
 
-static void slots_discard(struct mm_listener *l, uint64_t gpa, uint64_t len)
+/* Removing a memslot cannot fail. */
+static int slots_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err,
+                         size_t errlen)
 {
+    (void)err;
+    (void)errlen;
     struct mm_sparse_slots *s = container_of(l, struct mm_sparse_slots, listener);
     uint64_t first = (gpa - s->base) / s->chunk_size;
     uint64_t last = (gpa - s->base + len - 1) / s->chunk_size;
     account(s, gpa, len, -1);
     for (uint64_t c = first; c <= last; c++)
         chunk_sync(s, c, NULL, 0);
+    return 0;
 }
 
 static const struct mm_listener_ops slots_ops = {

@@ -2,9 +2,11 @@
 #include "mm/tracker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mm/memmap.h"
 #include "vmm/util.h"
 
 #define BITS_PER_WORD 64
@@ -45,7 +47,8 @@ static uint64_t bits_find(const uint64_t *map, uint64_t from, uint64_t end, bool
 
 /* --- geometry ------------------------------------------------------------- */
 
-int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t block_size)
+int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t block_size,
+                    struct mm_backing *memory)
 {
     memset(t, 0, sizeof(*t));
     if (block_size == 0 || (block_size & (block_size - 1)) || size == 0 || size % block_size ||
@@ -57,8 +60,14 @@ int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t
     t->size = size;
     t->block_size = block_size;
     t->nr_blocks = size / block_size;
-    t->bitmap = calloc((t->nr_blocks + BITS_PER_WORD - 1) / BITS_PER_WORD, sizeof(uint64_t));
-    if (!t->bitmap) {
+    t->memory = memory;
+    size_t words = (t->nr_blocks + BITS_PER_WORD - 1) / BITS_PER_WORD;
+    t->bitmap = calloc(words, sizeof(uint64_t));
+    t->kept = calloc(words, sizeof(uint64_t));
+    if (!t->bitmap || !t->kept) {
+        free(t->bitmap);
+        free(t->kept);
+        t->bitmap = t->kept = NULL;
         errno = ENOMEM;
         return -1;
     }
@@ -69,7 +78,8 @@ int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t
 void mm_tracker_destroy(struct mm_tracker *t)
 {
     free(t->bitmap);
-    t->bitmap = NULL;
+    free(t->kept);
+    t->bitmap = t->kept = NULL;
     t->listeners = t->last = NULL;
     pthread_mutex_destroy(&t->lock);
 }
@@ -104,17 +114,72 @@ static enum mm_block_state blocks_state(const struct mm_tracker *t, uint64_t fir
     return any_plugged ? MM_BLOCKS_PLUGGED : MM_BLOCKS_UNPLUGGED;
 }
 
-/* --- notification ---------------------------------------------------------- */
+/* --- notification and memory ------------------------------------------------- */
+
+/* Locked: number of set bits of map in blocks [first, first + n). */
+static uint64_t bits_count(const uint64_t *map, uint64_t first, uint64_t n)
+{
+    uint64_t count = 0, end = first + n;
+    for (uint64_t i = bits_find(map, first, end, true); i < end;) {
+        uint64_t stop = bits_find(map, i, end, false);
+        count += stop - i;
+        i = bits_find(map, stop, end, true);
+    }
+    return count;
+}
+
+/* Locked: mark blocks [first, first + n) kept (true) or not. */
+static void set_kept(struct mm_tracker *t, uint64_t first, uint64_t n, bool kept)
+{
+    uint64_t before = bits_count(t->kept, first, n);
+    bits_assign(t->kept, first, n, kept);
+    t->nr_kept += (kept ? n : 0) - before;
+}
+
+/*
+ * Locked: every listener let go of [gpa, gpa + len) (ok), so its memory goes
+ * back to the host; or one did not, and the memory is kept.
+ */
+static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, bool ok,
+                           const char *why)
+{
+    uint64_t first = block_of(t, gpa), n = len / t->block_size;
+    if (!ok) {
+        set_kept(t, first, n, true);
+        warn("[%#llx, +%#llx) stays allocated and is never given back while %s; %llu bytes are "
+             "kept",
+             (unsigned long long)gpa, (unsigned long long)len, why,
+             (unsigned long long)(t->nr_kept * t->block_size));
+        return;
+    }
+    set_kept(t, first, n, false);
+    char err[256];
+    /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
+    if (t->memory && mm_backing_discard(t->memory, gpa - t->base, len, err, sizeof(err)) < 0)
+        warn("cannot give [%#llx, +%#llx) back to the host: %s", (unsigned long long)gpa,
+             (unsigned long long)len, err);
+}
 
 /*
  * Locked: tell the listeners registered before `stop` (all of them if stop is
- * NULL) to discard, newest first.
+ * NULL) to discard, newest first; then release the memory, or keep it if one
+ * of them (or holder, a listener that refused a populate) still uses it.
  */
 static void discard_until(struct mm_tracker *t, struct mm_listener *stop, uint64_t gpa,
-                          uint64_t len)
+                          uint64_t len, const struct mm_listener *holder)
 {
-    for (struct mm_listener *l = stop ? stop->prev : t->last; l; l = l->prev)
-        l->ops->discard(l, gpa, len);
+    char why[320] = "";
+    bool ok = !holder;
+    if (holder)
+        snprintf(why, sizeof(why), "%s still uses part of it", holder->name);
+    for (struct mm_listener *l = stop ? stop->prev : t->last; l; l = l->prev) {
+        char err[256] = "";
+        if (l->ops->discard(l, gpa, len, err, sizeof(err)) < 0 && ok) {
+            ok = false;
+            snprintf(why, sizeof(why), "%s still uses it (%s)", l->name, err);
+        }
+    }
+    release_memory(t, gpa, len, ok, why);
 }
 
 /* Locked: populate every listener; on refusal roll back and return -1. */
@@ -122,8 +187,10 @@ static int populate_all(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *
 {
     for (struct mm_listener *l = t->listeners; l; l = l->next) {
         char why[256] = "";
-        if (l->ops->populate(l, gpa, len, why, sizeof(why)) < 0) {
-            discard_until(t, l, gpa, len);
+        int r = l->ops->populate(l, gpa, len, why, sizeof(why));
+        if (r < 0) {
+            /* The memory may have been touched (a DMA map faults it in): give it back. */
+            discard_until(t, l, gpa, len, r == MM_POPULATE_KEPT ? l : NULL);
             return errf(err, errlen, "%s refused [%#llx, +%#llx): %s", l->name,
                         (unsigned long long)gpa, (unsigned long long)len, why);
         }
@@ -144,6 +211,7 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
              (unsigned long long)len);
     else if (populate_all(t, gpa, len, err, errlen) == 0) {
         bits_assign(t->bitmap, first, n, true);
+        set_kept(t, first, n, false); /* kept memory is in use again */
         t->nr_plugged += n;
         ret = 0;
     }
@@ -151,12 +219,12 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
     return ret;
 }
 
-/* Locked: discard for every listener, then clear the blocks. */
+/* Locked: discard for every listener, clear the blocks, then release the memory. */
 static void unplug_run(struct mm_tracker *t, uint64_t first, uint64_t n)
 {
-    discard_until(t, NULL, gpa_of(t, first), n * t->block_size);
     bits_assign(t->bitmap, first, n, false);
     t->nr_plugged -= n;
+    discard_until(t, NULL, gpa_of(t, first), n * t->block_size, NULL);
 }
 
 int mm_tracker_unplug(struct mm_tracker *t, uint64_t gpa, uint64_t len)
@@ -174,9 +242,7 @@ int mm_tracker_unplug(struct mm_tracker *t, uint64_t gpa, uint64_t len)
     return ret;
 }
 
-uint64_t mm_tracker_unplug_all(struct mm_tracker *t,
-                               void (*after)(void *opaque, uint64_t gpa, uint64_t len),
-                               void *opaque)
+uint64_t mm_tracker_unplug_all(struct mm_tracker *t)
 {
     uint64_t bytes = 0;
     pthread_mutex_lock(&t->lock);
@@ -184,8 +250,6 @@ uint64_t mm_tracker_unplug_all(struct mm_tracker *t,
     while (i < t->nr_blocks) {
         uint64_t end = bits_find(t->bitmap, i, t->nr_blocks, false);
         unplug_run(t, i, end - i);
-        if (after)
-            after(opaque, gpa_of(t, i), (end - i) * t->block_size);
         bytes += (end - i) * t->block_size;
         i = bits_find(t->bitmap, end, t->nr_blocks, true);
     }
@@ -239,11 +303,15 @@ static bool replay_populate(struct mm_tracker *t, void *ctx, uint64_t gpa, uint6
     return false;
 }
 
+/* The blocks stay plugged: nothing is released, a listener that cannot let go is only reported. */
 static bool replay_discard(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
 {
     struct mm_listener *l = ctx;
+    char err[256] = "";
     (void)t;
-    l->ops->discard(l, gpa, len);
+    if (l->ops->discard(l, gpa, len, err, sizeof(err)) < 0)
+        warn("%s cannot let go of [%#llx, +%#llx): %s", l->name, (unsigned long long)gpa,
+             (unsigned long long)len, err);
     return true;
 }
 
@@ -322,6 +390,31 @@ uint64_t mm_tracker_plugged_bytes(struct mm_tracker *t)
     uint64_t b = t->nr_plugged * t->block_size;
     pthread_mutex_unlock(&t->lock);
     return b;
+}
+
+uint64_t mm_tracker_kept_bytes(struct mm_tracker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t b = t->nr_kept * t->block_size;
+    pthread_mutex_unlock(&t->lock);
+    return b;
+}
+
+uint8_t *mm_tracker_hva(const struct mm_tracker *t, uint64_t gpa)
+{
+    if (!t->memory || gpa < t->base || gpa - t->base >= t->size)
+        return NULL;
+    return t->memory->hva + (gpa - t->base);
+}
+
+void mm_tracker_report(struct mm_tracker *t,
+                       void (*fn)(void *opaque, const char *key, uint64_t bytes), void *opaque)
+{
+    pthread_mutex_lock(&t->lock);
+    for (struct mm_listener *l = t->listeners; l; l = l->next)
+        if (l->ops->held_bytes && l->status_key)
+            fn(opaque, l->status_key, l->ops->held_bytes(l));
+    pthread_mutex_unlock(&t->lock);
 }
 
 struct for_each_ctx {

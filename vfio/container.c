@@ -47,6 +47,8 @@ int vfio_container_open(struct vfio_container *c, char *err, size_t errlen)
 /* VFIO_IOMMU_GET_INFO with its capability chain. */
 static void read_iommu_info(struct vfio_container *c)
 {
+    c->nr_ranges = 0;
+    c->have_dma_avail = false;
     struct vfio_iommu_type1_info probe = {.argsz = sizeof(probe)};
     if (ioctl(c->fd, VFIO_IOMMU_GET_INFO, &probe) < 0)
         return;
@@ -198,7 +200,8 @@ int vfio_dma_map(struct vfio_container *c, uint64_t iova, uint64_t size, void *h
     return 0;
 }
 
-int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, char *err, size_t errlen)
+int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, uint64_t nr, char *err,
+                   size_t errlen)
 {
     struct vfio_iommu_type1_dma_unmap unmap = {
         .argsz = sizeof(unmap),
@@ -207,18 +210,50 @@ int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, char 
     };
     if (ioctl(c->fd, VFIO_IOMMU_UNMAP_DMA, &unmap) < 0) {
         int e = errno;
-        errf(err, errlen, "VFIO_IOMMU_UNMAP_DMA at %#llx: %s", (unsigned long long)iova,
-             strerror(e));
+        char sz[32];
+        errf(err, errlen, "VFIO_IOMMU_UNMAP_DMA of %s at %#llx: %s",
+             format_size(size, sz, sizeof(sz)), (unsigned long long)iova, strerror(e));
         errno = e;
         return -1;
     }
     pthread_mutex_lock(&c->lock);
-    /* type1 reports the bytes it unmapped; whole mappings only. */
+    /* type1 reports the bytes it unmapped: whole mappings only, all or nothing. */
     c->mapped_bytes -= unmap.size <= c->mapped_bytes ? unmap.size : c->mapped_bytes;
-    if (unmap.size && c->mappings)
-        c->mappings--; /* the callers unmap one mapping per call */
+    if (unmap.size == size)
+        c->mappings -= nr <= c->mappings ? nr : c->mappings;
     pthread_mutex_unlock(&c->lock);
+    if (unmap.size != size) {
+        /* Someone else's idea of the mappings differs from ours: say so, trust nothing. */
+        errno = EIO;
+        return errf(err, errlen,
+                    "VFIO_IOMMU_UNMAP_DMA at %#llx unmapped %llu of the %llu bytes minivmm mapped",
+                    (unsigned long long)iova, (unsigned long long)unmap.size,
+                    (unsigned long long)size);
+    }
     return 0;
+}
+
+static int backend_map(void *ctx, uint64_t iova, uint64_t size, void *hva, char *err, size_t errlen)
+{
+    return vfio_dma_map(ctx, iova, size, hva, err, errlen);
+}
+
+static int backend_unmap(void *ctx, uint64_t iova, uint64_t size, uint64_t nr, char *err,
+                         size_t errlen)
+{
+    return vfio_dma_unmap(ctx, iova, size, nr, err, errlen);
+}
+
+struct vfio_dma_backend vfio_container_backend(struct vfio_container *c)
+{
+    return (struct vfio_dma_backend){.map = backend_map, .unmap = backend_unmap, .ctx = c};
+}
+
+bool vfio_container_read_dma_avail(struct vfio_container *c, uint32_t *avail)
+{
+    read_iommu_info(c);
+    *avail = c->dma_avail;
+    return c->have_dma_avail;
 }
 
 int vfio_container_attach_kvm(struct vfio_container *c, int vm_fd, char *err, size_t errlen)

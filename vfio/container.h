@@ -11,9 +11,11 @@
  *      VFIO_IOMMU_GET_INFO: page sizes, IOVA ranges, DMA_AVAIL.
  *   2. vfio_container_device_fd() for each device.
  *   3. vfio_dma_map() / vfio_dma_unmap(): boot RAM once at start-up, before
- *      the first vCPU runs; it stays mapped across guest reboots.  Mapping
- *      pins the pages (counted in the process's VmLck).  Callable from any
- *      thread; the counters are updated under the container's lock.
+ *      the first vCPU runs; it stays mapped across guest reboots.  Blocks of
+ *      virtio-mem regions while they are plugged, through the DMA listeners
+ *      (vfio_container_backend()).  Mapping pins the pages (counted in the
+ *      process's VmLck).  Callable from any thread; the counters are updated
+ *      under the container's lock.
  *   4. vfio_container_attach_kvm() on every new KVM VM fd (every boot).
  *   5. vfio_container_close() at exit: closing the container unmaps and
  *      unpins everything.
@@ -25,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vfio/dma_listener.h"
 
 #define VFIO_MAX_GROUPS      16
 #define VFIO_MAX_IOVA_RANGES 16
@@ -82,9 +86,19 @@ bool vfio_iova_ok(const struct vfio_container *c, uint64_t iova, uint64_t size);
  */
 int vfio_dma_map(struct vfio_container *c, uint64_t iova, uint64_t size, void *hva, char *err,
                  size_t errlen);
-/* UNMAP_DMA of whole mappings inside [iova, iova + size).  Returns 0 or -1 with err. */
-int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, char *err,
+/*
+ * UNMAP_DMA of [iova, iova + size), which covers exactly nr whole mappings
+ * made by vfio_dma_map (type1v2 cannot split one).  Returns 0, or -1 with
+ * err if the kernel refused or unmapped other than size bytes.
+ */
+int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, uint64_t nr, char *err,
                    size_t errlen);
+
+/* The container as the DMA backend of vfio/dma_listener.h. */
+struct vfio_dma_backend vfio_container_backend(struct vfio_container *c);
+
+/* Re-read DMA_AVAIL from the kernel (main thread).  False if the kernel does not report it. */
+bool vfio_container_read_dma_avail(struct vfio_container *c, uint32_t *avail);
 
 /* Create the KVM VFIO device on vm_fd and add every group.  0 or -1 with err. */
 int vfio_container_attach_kvm(struct vfio_container *c, int vm_fd, char *err, size_t errlen);

@@ -63,7 +63,19 @@ static int vfio_attach(struct device *dev, int vm_fd, char *err, size_t errlen)
     return vfio_container_attach_kvm(&v->container, vm_fd, err, errlen);
 }
 
-static const struct device_ops vfio_container_dev_ops = {.attach = vfio_attach};
+/* At exit, newest device first: the regions' trackers still exist. */
+static void vfio_container_destroy(struct device *dev)
+{
+    struct vfio *v = container_of(dev, struct vfio, dev);
+    for (unsigned i = 0; i < v->nr_dma; i++)
+        vfio_dma_listener_stop(&v->dma[i]);
+    v->nr_dma = 0;
+}
+
+static const struct device_ops vfio_container_dev_ops = {
+    .attach = vfio_attach,
+    .destroy = vfio_container_destroy,
+};
 
 int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char *err, size_t errlen)
 {
@@ -127,31 +139,117 @@ bool vfio_memlock_ok(uint64_t pinned, uint64_t *limit)
     return has_ipc_lock() || rl.rlim_cur >= pinned;
 }
 
-int vfio_map_ram(struct vfio *v, const struct mm_map *map, bool *user_error, char *err,
-                 size_t errlen)
+void vfio_limit_map(struct vfio *v, struct mm_map *map)
 {
-    *user_error = true;
-    uint64_t pinned = 0;
+    const struct vfio_container *c = &v->container;
+    map->nr_dma_spans = 0;
+    for (unsigned i = 0; i < c->nr_ranges && i < MM_MAX_DMA_SPANS; i++)
+        map->dma_spans[map->nr_dma_spans++] =
+            (struct mm_span){.first = c->ranges[i].start, .last = c->ranges[i].end};
+}
+
+/* "0x0-0xfedfffff, 0xfef00000-0x7fffffffff" */
+static const char *iova_ranges_text(const struct vfio_container *c, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < c->nr_ranges && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%#llx-%#llx", i ? ", " : "",
+                                (unsigned long long)c->ranges[i].start,
+                                (unsigned long long)c->ranges[i].end);
+    return buf;
+}
+
+/* The checks that need no mapping yet, over RAM and every tracked region.  0 or -1 with err. */
+static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_dma_plan *plan,
+                          uint64_t *pinned_worst, char *err, size_t errlen)
+{
+    const struct vfio_container *c = &v->container;
+    char a[32], b[32], ranges[256];
+    uint64_t ram = 0, regions = 0;
+    uint64_t min_page = c->iova_pgsizes ? c->iova_pgsizes & -c->iova_pgsizes : 4096;
+    memset(plan, 0, sizeof(*plan));
     for (unsigned i = 0; i < map->nr_regions; i++) {
         const struct mm_region *r = &map->regions[i];
-        if (r->type != MM_REGION_RAM)
+        if (r->type == MM_REGION_RAM) {
+            if (!vfio_iova_ok(c, r->gpa, r->size))
+                return errf(err, errlen,
+                            "--vfio: guest RAM at %#llx-%#llx lies outside the IOVA ranges this "
+                            "host's IOMMU can map (%s); use a smaller --memory",
+                            (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size - 1),
+                            iova_ranges_text(c, ranges, sizeof(ranges)));
+            plan->ram_mappings++;
+            ram += r->size;
             continue;
-        pinned += r->size;
-        if (!vfio_iova_ok(&v->container, r->gpa, r->size))
+        }
+        if (!r->tracker)
+            continue;
+        if (!vfio_iova_ok(c, r->gpa, r->size))
             return errf(err, errlen,
-                        "--vfio: guest RAM at %#llx-%#llx lies outside the IOVA ranges this "
-                        "host's IOMMU can map; use a smaller --memory",
-                        (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size - 1));
+                        "--vfio: %s at %#llx-%#llx lies outside the IOVA ranges this host's "
+                        "IOMMU can map (%s); give it an addr= inside them, or none",
+                        r->name, (unsigned long long)r->gpa,
+                        (unsigned long long)(r->gpa + r->size - 1),
+                        iova_ranges_text(c, ranges, sizeof(ranges)));
+        uint64_t block = mm_tracker_block_size(r->tracker);
+        if (block < min_page)
+            return errf(err, errlen,
+                        "--vfio: %s has block-size %s, below the smallest page the IOMMU maps "
+                        "(%s); use block-size=%s or larger",
+                        r->name, format_size(block, a, sizeof(a)),
+                        format_size(min_page, b, sizeof(b)), format_size(min_page, b, sizeof(b)));
+        if (plan->nr_regions == VFIO_DMA_MAX_REGIONS)
+            return errf(err, errlen, "--vfio: more than %d virtio-mem regions",
+                        VFIO_DMA_MAX_REGIONS);
+        plan->size[plan->nr_regions] = r->size;
+        plan->block_size[plan->nr_regions++] = block;
+        regions += r->size;
     }
+    uint64_t avail = c->have_dma_avail ? c->dma_avail : VFIO_DMA_DEFAULT_LIMIT;
+    uint64_t need = vfio_dma_entries(plan, 0);
+    if (need > avail) {
+        uint64_t fit = vfio_dma_suggest_block(plan, avail);
+        char hint[96] = "";
+        if (fit)
+            snprintf(hint, sizeof(hint), "use block-size=%s (%llu mappings), or ",
+                     format_size(fit, a, sizeof(a)),
+                     (unsigned long long)vfio_dma_entries(plan, fit));
+        return errf(err, errlen,
+                    "--vfio: fully plugged, the virtio-mem regions and boot RAM need %llu DMA "
+                    "mappings (one per block, %u spare) but the IOMMU allows %llu; %sraise "
+                    "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit to %llu",
+                    (unsigned long long)need, VFIO_DMA_HEADROOM, (unsigned long long)avail, hint,
+                    (unsigned long long)need);
+    }
+    *pinned_worst = ram + regions;
     uint64_t limit;
-    if (!vfio_memlock_ok(pinned, &limit)) {
-        char have[32], need[32];
+    if (!vfio_memlock_ok(*pinned_worst, &limit)) {
+        char need_s[32];
+        format_size(*pinned_worst, need_s, sizeof(need_s));
+        if (regions)
+            return errf(err, errlen,
+                        "RLIMIT_MEMLOCK %s is below the %s that --vfio may have to pin (boot RAM "
+                        "%s and every virtio-mem region fully plugged); raise it with ulimit -l "
+                        "%llu (or more), or give minivmm CAP_IPC_LOCK",
+                        format_size(limit, a, sizeof(a)), need_s, format_size(ram, b, sizeof(b)),
+                        (unsigned long long)((*pinned_worst + 1023) / 1024));
         return errf(err, errlen,
                     "RLIMIT_MEMLOCK %s is below the %s of boot RAM that --vfio must pin; raise it "
                     "with ulimit -l %llu (or more), or give minivmm CAP_IPC_LOCK",
-                    format_size(limit, have, sizeof(have)), format_size(pinned, need, sizeof(need)),
-                    (unsigned long long)((pinned + 1023) / 1024));
+                    format_size(limit, a, sizeof(a)), need_s,
+                    (unsigned long long)((*pinned_worst + 1023) / 1024));
     }
+    return 0;
+}
+
+int vfio_setup_dma(struct vfio *v, const struct mm_map *map, bool *user_error, char *err,
+                   size_t errlen)
+{
+    struct vfio_dma_plan plan;
+    uint64_t worst = 0;
+    *user_error = true;
+    if (check_dma_plan(v, map, &plan, &worst, err, errlen) < 0)
+        return -1;
     *user_error = false;
     for (unsigned i = 0; i < map->nr_regions; i++) {
         const struct mm_region *r = &map->regions[i];
@@ -163,8 +261,20 @@ int vfio_map_ram(struct vfio *v, const struct mm_map *map, bool *user_error, cha
             return errf(err, errlen, "--vfio: mapping boot RAM for DMA: %s", why);
         }
     }
-    debug("vfio: %u mappings, %llu bytes of boot RAM pinned", (unsigned)v->container.mappings,
-          (unsigned long long)pinned);
+    /* Each tracked region is mapped block by block while plugged, after its guard opened it. */
+    struct vfio_dma_backend backend = vfio_container_backend(&v->container);
+    for (unsigned i = 0; i < map->nr_regions; i++) {
+        struct mm_tracker *t = map->regions[i].tracker;
+        if (!t)
+            continue;
+        char why[256];
+        if (vfio_dma_listener_start(&v->dma[v->nr_dma], &backend, t, why, sizeof(why)) < 0)
+            return errf(err, errlen, "--vfio: %s: %s", map->regions[i].name, why);
+        v->nr_dma++;
+    }
+    debug("vfio: %u mappings of boot RAM; %u virtio-mem regions mapped while plugged; up to %llu "
+          "bytes pinned",
+          (unsigned)v->container.mappings, v->nr_dma, (unsigned long long)worst);
     return 0;
 }
 

@@ -5,16 +5,24 @@
  *   1. vfio_open()      at start-up, before KVM is set up: checks every
  *                       device in sysfs (vfio/sysfs.h), opens the container
  *                       and the groups.  A failure is a user error (exit 2).
- *   2. vfio_map_ram()   once the memory map holds boot RAM: checks
- *                       RLIMIT_MEMLOCK against what must be pinned (unless
- *                       the process has CAP_IPC_LOCK) and the IOVA ranges,
- *                       then DMA-maps every RAM region at IOVA == GPA.  The
- *                       mappings stay until exit, across guest reboots.
- *   3. vfio_create_devices() with the device host and the PCI host: one
+ *   2. vfio_limit_map() once the memory map exists, before any device
+ *                       region is placed: the IOMMU's IOVA ranges become the
+ *                       map's DMA spans, so that regions are placed inside.
+ *   3. vfio_setup_dma() once every region exists (virtio-mem is created
+ *                       first): the start-up checks (IOVA ranges, block size
+ *                       against the IOMMU page, DMA entries, RLIMIT_MEMLOCK
+ *                       for the worst case unless CAP_IPC_LOCK), then boot
+ *                       RAM is DMA-mapped at IOVA == GPA (pinned until exit,
+ *                       across reboots) and a DMA listener (dma_listener.h)
+ *                       is started on every region with a tracker: those are
+ *                       mapped block by block while plugged.
+ *      vfio_create_devices() with the device host and the PCI host: one
  *                       vfio_pci function per --vfio, and a device that
- *                       creates the KVM VFIO device at every boot.
+ *                       creates the KVM VFIO device at every boot and stops
+ *                       the DMA listeners at exit.
  *   4. vfio_status()    from the control socket (main thread).
  *   5. vfio_close()     at exit, after the devices were destroyed.
+ * The thread rules of the listeners are those of mm/tracker.h.
  * mm/ knows nothing of this; VFIO is a user of the memory map.
  */
 #ifndef MINIVMM_VFIO_VFIO_H
@@ -25,6 +33,7 @@
 
 #include "devices/device.h"
 #include "vfio/container.h"
+#include "vfio/dma_limits.h"
 #include "vfio/sysfs.h"
 #include "vfio/vfio_pci.h"
 
@@ -57,18 +66,22 @@ struct vfio {
     int group[VFIO_MAX_DEVICES];       /* IOMMU group of each device */
     int group_index[VFIO_MAX_DEVICES]; /* its index in the container */
     struct vfio_pci *devices[VFIO_MAX_DEVICES];
+    struct vfio_dma_listener dma[VFIO_DMA_MAX_REGIONS]; /* one per tracked region */
+    unsigned nr_dma;
     const char *sysfs; /* "/sys" */
 };
 
 int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char *err,
               size_t errlen);
 
+void vfio_limit_map(struct vfio *v, struct mm_map *map);
+
 /*
- * Map boot RAM.  Returns 0, or -1 with err; *user_error says whether the
- * user can fix it (RLIMIT_MEMLOCK, IOVA ranges: exit 2) or not (exit 1).
+ * Check, map boot RAM, start the DMA listeners.  Returns 0, or -1 with err;
+ * *user_error says whether the user can fix it (exit 2) or not (exit 1).
  */
-int vfio_map_ram(struct vfio *v, const struct mm_map *map, bool *user_error, char *err,
-                 size_t errlen);
+int vfio_setup_dma(struct vfio *v, const struct mm_map *map, bool *user_error, char *err,
+                   size_t errlen);
 
 int vfio_create_devices(struct vfio *v, const struct dev_host *h, struct pci_host *pci, char *err,
                         size_t errlen);

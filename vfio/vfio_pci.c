@@ -749,9 +749,10 @@ void vfio_pci_status(struct vfio_pci *d, struct json *j)
     pthread_mutex_lock(&c->lock);
     json_kv_u64(j, "dma_mappings", c->mappings);
     json_kv_u64(j, "dma_mapped_bytes", c->mapped_bytes);
-    json_kv_u64(j, "dma_avail",
-                c->have_dma_avail && c->dma_avail > c->mappings ? c->dma_avail - c->mappings : 0);
     pthread_mutex_unlock(&c->lock);
+    uint32_t avail;
+    if (vfio_container_read_dma_avail(c, &avail)) /* as the kernel counts it, now */
+        json_kv_u64(j, "dma_avail", avail);
     pthread_mutex_lock(&d->irq_lock);
     json_kv_string(j, "irq", vfio_irq_mode_name(d->mode));
     json_kv_u64(j, "irq_vectors", d->nr_vectors);

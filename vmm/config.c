@@ -699,10 +699,5 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
         return config_error(err, errlen, "--initrd: the path is empty");
     if (check_virtio_mem_layout(cfg, err, errlen) < 0)
         return CONFIG_ERROR;
-    if (cfg->nr_vfio && cfg->nr_virtio_mem)
-        return config_error(err, errlen,
-                            "--vfio together with --virtio-mem needs DMA tracking of plugged "
-                            "memory, which is not implemented yet (minivmm will not pin a whole "
-                            "virtio-mem region); use one of the two for now");
     return CONFIG_OK;
 }

@@ -58,10 +58,20 @@ static int create_pci_host(struct vm *vm, char *err, size_t errlen)
     return pci_host_init(&vm->pci, &vm->host, err, errlen);
 }
 
+/*
+ * After virtio-mem: the start-up checks see every region, boot RAM is
+ * pinned, the regions get DMA listeners; then the PCI functions.
+ */
 static int create_vfio(struct vm *vm, char *err, size_t errlen)
 {
     if (!vm->cfg->nr_vfio)
         return 0;
+    bool user_error;
+    if (vfio_setup_dma(&vm->vfio, &vm->mem, &user_error, err, errlen) < 0) {
+        if (user_error)
+            die_usage("%s", err);
+        return -1;
+    }
     return vfio_create_devices(&vm->vfio, &vm->host, &vm->pci, err, errlen);
 }
 

@@ -362,17 +362,11 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     if (mm_map_setup_ram(&vm->mem, cfg->memory, err, sizeof(err)) < 0)
         die("--memory: %s", err);
     if (cfg->nr_vfio) {
-        /* Boot RAM is DMA-mapped (pinned) once, before any vCPU runs, until exit. */
-        bool user_error;
-        char merr[sizeof(err)];
-        if (mm_discard_forbid(&vm->mem.discard, MM_DISCARD_UNCOORDINATED, "--vfio", merr,
-                              sizeof(merr)) < 0)
-            die_usage("%s", merr);
-        if (vfio_map_ram(&vm->vfio, &vm->mem, &user_error, err, sizeof(err)) < 0) {
-            if (user_error)
-                die_usage("%s", err);
-            die("%s", err);
-        }
+        /* DMA mappings pin memory: nothing may discard it behind VFIO's back. */
+        if (mm_discard_forbid(&vm->mem.discard, MM_DISCARD_UNCOORDINATED, "--vfio", err,
+                              sizeof(err)) < 0)
+            die_usage("%s", err);
+        vfio_limit_map(&vm->vfio, &vm->mem); /* device regions go where DMA reaches */
     }
     bus_init(&vm->pio, "pio");
     bus_init(&vm->mmio, "mmio");
@@ -586,11 +580,18 @@ void vm_destroy(struct vm *vm)
 {
     if (vm->ctl_open)
         ctl_server_close(&vm->ctl);
-    for (struct device *d = vm->devices, *next; d; d = next) {
-        next = d->next;
-        if (d->ops->destroy)
-            d->ops->destroy(d);
-    }
+    /* Newest first: a device may use one created before it (VFIO listens to virtio-mem). */
+    unsigned n = 0;
+    for (struct device *d = vm->devices; d; d = d->next)
+        n++;
+    struct device **order = xzalloc((n ? n : 1) * sizeof(*order));
+    n = 0;
+    for (struct device *d = vm->devices; d; d = d->next)
+        order[n++] = d;
+    while (n--)
+        if (order[n]->ops->destroy)
+            order[n]->ops->destroy(order[n]);
+    free(order);
     vm->devices = NULL;
     free(vm->vcpus);
     free(vm->cpuid);

@@ -12,11 +12,23 @@
  *        edu-tool dma BDF [BYTES]    DMA round trip RAM -> edu -> RAM (4000)
  *        edu-tool dma-to BDF GPA [BYTES]
  *                                    DMA BYTES (64) of 0xa5 from edu to GPA
+ *        edu-tool dma-in BDF START END [BYTES]
+ *                                    DMA round trip as dma (4000), between
+ *                                    two pages in [START, END)
+ *
+ * dma-in checks DMA into a given range of guest-physical memory, such as
+ * hot-plugged virtio-mem memory (which the guest onlines into ZONE_MOVABLE,
+ * where user pages go first): it allocates locked anonymous memory in 16 MiB
+ * batches, at most 512 MiB and never into the last 64 MiB of MemAvailable,
+ * until /proc/self/pagemap shows two pages wholly inside the range.  Page A
+ * gets a pattern that depends on its address, goes RAM A -> edu -> RAM B, and
+ * B is compared with the pattern: "EDU-DMA-IN: ok BYTES bytes 0xA -> 0xB".
  *
  * Each subcommand prints one line on stdout, e.g. "EDU-ID: 0x010000ed",
  * "EDU-IRQ: 5 of 5", "EDU-DMA: ok 4000 bytes ...", "EDU-DMA-TO: done ...",
- * and exits 0; on failure it prints one line "edu-tool: SUBCOMMAND: reason"
- * on stderr and exits 1 (2 for a wrong command line).  Every wait is bounded.
+ * "EDU-DMA-IN: ok 4000 bytes 0x140002000 -> 0x140003000", and exits 0; on
+ * failure it prints one line "edu-tool: SUBCOMMAND: reason" on stderr and
+ * exits 1 (2 for a wrong command line).  Every wait is bounded.
  *
  * edu (QEMU hw/misc/edu.c, testbed.md section 6): BAR0 registers 0x00 ID,
  * 0x04 liveness (reads back the inverse), 0x24 interrupt status, 0x60 raise,
@@ -75,6 +87,11 @@
 
 #define DMA_TO_PATTERN 0xa5
 
+/* dma-in's search for pages in a range: batches of locked memory. */
+#define HUNT_BATCH_MB    16
+#define HUNT_MAX_BATCHES 32 /* 512 MiB */
+#define HUNT_RESERVE_MB  64 /* of MemAvailable, left alone */
+
 static const char *subcmd = "edu-tool";
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -108,6 +125,9 @@ static const char usage_text[] =
     "       edu-tool dma BDF [BYTES]    DMA round trip RAM -> edu -> RAM (4000 bytes)\n"
     "       edu-tool dma-to BDF GPA [BYTES]\n"
     "                                   DMA BYTES (64) of 0xa5 from edu to address GPA\n"
+    "       edu-tool dma-in BDF START END [BYTES]\n"
+    "                                   DMA round trip as dma (4000 bytes) between two\n"
+    "                                   pages wholly in guest-physical [START, END)\n"
     "BDF is a PCI address such as 0000:00:03.0; BYTES at most 4095.  Run as root.\n";
 
 static uint64_t now_ms(void)
@@ -543,6 +563,139 @@ static int cmd_dma_to(struct edu *e, uint64_t gpa, uint64_t len)
 }
 
 /* ------------------------------------------------------------------------ */
+/* dma-in */
+
+/* MemAvailable in MiB, or -1 if /proc/meminfo does not say. */
+static long mem_available_mb(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[128];
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "MemAvailable: %ld kB", &kb) != 1)
+            kb = -1;
+    }
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
+/* The byte at offset I of the pattern for the page at guest-physical PA. */
+static uint8_t in_pattern(uint64_t pa, uint64_t i)
+{
+    uint64_t x = (pa / PAGE) * 0x9e3779b97f4a7c15ull;
+    return (uint8_t)((x >> 56) + i * 131 + (i >> 8));
+}
+
+/* The locked page at VA is still at PA (nothing migrated it). */
+static void check_not_moved(const void *va, uint64_t pa, const char *when)
+{
+    uint64_t now = phys_addr(va);
+    if (now != pa)
+        fail("the page at 0x%" PRIx64 " moved to 0x%" PRIx64 " %s (compaction or memory unplug?)",
+             pa, now, when);
+}
+
+static int cmd_dma_in(struct edu *e, uint64_t start, uint64_t end, uint64_t len)
+{
+    dma_prepare(e);
+    const size_t batch_size = (size_t)HUNT_BATCH_MB << 20;
+    static uint64_t entries[((size_t)HUNT_BATCH_MB << 20) / PAGE];
+    uint8_t *batch[HUNT_MAX_BATCHES];
+    uint8_t *page[2];
+    uint64_t page_pa[2];
+    int page_batch[2];
+    int nbatch = 0, npages = 0;
+    char stopped[160] = "";
+
+    int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (pm < 0)
+        fail("open /proc/self/pagemap: %s", strerror(errno));
+    while (npages < 2 && nbatch < HUNT_MAX_BATCHES) {
+        long avail = mem_available_mb();
+        if (avail >= 0 && avail < HUNT_BATCH_MB + HUNT_RESERVE_MB) {
+            snprintf(stopped, sizeof(stopped), " (stopped with %ld MiB available)", avail);
+            break;
+        }
+        void *p = mmap(NULL, batch_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (p == MAP_FAILED) {
+            snprintf(stopped, sizeof(stopped), " (stopped: mmap: %s)", strerror(errno));
+            break;
+        }
+        if (mlock(p, batch_size) != 0) {
+            int err = errno;
+            munmap(p, batch_size);
+            if (err == EPERM)
+                fail("mlock: %s (run as root or raise RLIMIT_MEMLOCK)", strerror(err));
+            snprintf(stopped, sizeof(stopped), " (stopped: mlock: %s)", strerror(err));
+            break;
+        }
+        int b = nbatch++;
+        batch[b] = p;
+        off_t off = (off_t)((uintptr_t)p / PAGE * sizeof(entries[0]));
+        if (pread(pm, entries, sizeof(entries), off) != (ssize_t)sizeof(entries))
+            fail("read /proc/self/pagemap: %s", strerror(errno));
+        for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]) && npages < 2; i++) {
+            if (!(entries[i] >> 63))
+                continue; /* not present (cannot happen once locked) */
+            uint64_t pfn = entries[i] & ((1ull << 55) - 1);
+            if (pfn == 0)
+                fail("/proc/self/pagemap shows no physical addresses (run as root)");
+            uint64_t pa = pfn * PAGE;
+            if (pa >= start && pa < end && end - pa >= PAGE) {
+                page[npages] = (uint8_t *)p + i * PAGE;
+                page_pa[npages] = pa;
+                page_batch[npages] = b;
+                npages++;
+            }
+        }
+    }
+    close(pm);
+    if (npages == 0)
+        fail("no page in [0x%" PRIx64 ", 0x%" PRIx64 ") among %d MiB allocated%s", start, end,
+             nbatch * HUNT_BATCH_MB, stopped);
+    if (npages == 1)
+        fail("only one page (0x%" PRIx64 ") in [0x%" PRIx64 ", 0x%" PRIx64 ") among %d MiB "
+             "allocated%s",
+             page_pa[0], start, end, nbatch * HUNT_BATCH_MB, stopped);
+    /* Give back the batches that hold neither page. */
+    for (int b = 0; b < nbatch; b++) {
+        if (b != page_batch[0] && b != page_batch[1])
+            munmap(batch[b], batch_size);
+    }
+
+    uint8_t *src = page[0], *dst = page[1];
+    uint64_t src_pa = page_pa[0], dst_pa = page_pa[1];
+    for (uint64_t i = 0; i < PAGE; i++)
+        src[i] = in_pattern(src_pa, i);
+    memset(dst, 0, PAGE);
+    check_not_moved(src, src_pa, "before the DMA");
+    check_not_moved(dst, dst_pa, "before the DMA");
+
+    edu_dma(e, src_pa, EDU_BUF, len, 0);
+    edu_dma(e, EDU_BUF, dst_pa, len, DMA_TO_RAM);
+    check_not_moved(src, src_pa, "during the DMA");
+    check_not_moved(dst, dst_pa, "during the DMA");
+    for (uint64_t i = 0; i < len; i++) {
+        uint8_t want = in_pattern(src_pa, i);
+        if (dst[i] != want)
+            fail("mismatch at byte %" PRIu64 ": sent 0x%02x, got back 0x%02x (RAM 0x%" PRIx64
+                 " -> edu -> RAM 0x%" PRIx64 "): the DMA did not land, see the host's kernel "
+                 "log for an IOMMU fault",
+                 i, want, dst[i], src_pa, dst_pa);
+    }
+    for (uint64_t i = len; i < PAGE; i++) {
+        if (dst[i] != 0)
+            fail("byte %" PRIu64 " beyond the %" PRIu64 "-byte transfer was written", i, len);
+    }
+    printf("EDU-DMA-IN: ok %" PRIu64 " bytes 0x%" PRIx64 " -> 0x%" PRIx64 "\n", len, src_pa,
+           dst_pa);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 static uint64_t parse_number(const char *what, const char *s, uint64_t min, uint64_t max)
 {
@@ -596,6 +749,17 @@ int main(int argc, char **argv)
         uint64_t len = extra > 1 ? parse_number("dma-to BYTES", argv[4], 1, EDU_BUF_MAX) : 64;
         edu_open(&e, argv[2]);
         return cmd_dma_to(&e, gpa, len);
+    }
+    if (strcmp(subcmd, "dma-in") == 0) {
+        if (extra < 2 || extra > 3)
+            usage_error("dma-in takes BDF START END [BYTES]");
+        uint64_t start = parse_number("dma-in START", argv[3], 0, UINT64_MAX);
+        uint64_t end = parse_number("dma-in END", argv[4], 0, UINT64_MAX);
+        if (start > end || end - start < 2 * PAGE)
+            usage_error("dma-in: [%s, %s) does not hold two pages", argv[3], argv[4]);
+        uint64_t len = extra > 2 ? parse_number("dma-in BYTES", argv[5], 1, EDU_BUF_MAX) : 4000;
+        edu_open(&e, argv[2]);
+        return cmd_dma_in(&e, start, end, len);
     }
     usage_error("unknown subcommand '%s'", subcmd);
 }

@@ -70,6 +70,8 @@ vmem_report() {
 # Report every second and obey commands typed on the console:
 #   touch MB   write and free MB of memory (so that plugged memory is resident on the host)
 #   ping WORD  answer "PONG: WORD" (a test that every command line arrives whole)
+#   run LINE   run LINE with sh -c (stdin /dev/null, output to the console),
+#              then print "RAN: STATUS" with its exit status
 #   reboot     reboot the guest
 #   done       stop (the guest powers off)
 # The reports come from a loop in the background, so that the foreground can
@@ -102,6 +104,11 @@ vmem_agent() {
 			echo "TOUCH-TIME: $t0 $t1"
 			;;
 		ping) echo "PONG: $arg" ;;
+		run)
+			# stdin from /dev/null: the command must not eat the next commands.
+			sh -c "$arg" </dev/null
+			echo "RAN: $?"
+			;;
 		reboot) reboot -f ;;
 		done) break ;;
 		*) echo "AGENT: unknown command '$cmd'" ;;

@@ -276,10 +276,12 @@ static void test_vfio_options(void **state)
     assert_string_equal(cfg.vfio[1].id, "second");
     expect_error("--vfio 3: not a PCI address", "--kernel", "k", "--vfio", "3", NULL);
     expect_error("--vfio needs a value", "--kernel", "k", "--vfio", NULL);
-    /* Until DMA tracking lands, passthrough next to virtio-mem is refused: no region is pinned
-     * whole. */
-    expect_error("--vfio together with --virtio-mem needs DMA tracking", "--kernel", "k", "--vfio",
-                 "00:03.0", "--virtio-mem", "size=1G", NULL);
+    /* Passthrough next to virtio-mem: the plugged blocks are DMA-mapped as they are plugged. */
+    assert_int_equal(parse(&cfg, err, sizeof(err), "--kernel", "k", "--vfio", "00:03.0",
+                           "--virtio-mem", "size=1G", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.nr_vfio, 1);
+    assert_int_equal(cfg.nr_virtio_mem, 1);
     const char *many[32] = {"--kernel", "k"};
     unsigned n = 2;
     static char bdfs[VFIO_MAX_DEVICES + 1][16];

@@ -58,7 +58,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     assert_int_equal(mm_backing_alloc(&f.backing, MM_BACKING_ANON, SIZE, NULL, err, sizeof(err)),
                      0);
-    assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK, NULL), 0);
     assert_int_equal(
         mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&f.tracker, &f.guard.listener, err, sizeof(err)), 0);
@@ -101,7 +101,7 @@ static void test_plug_opens_unplug_closes(void **state)
     assert_true(faults(host(f, 3), false));
     assert_false(faults(host(f, 2), true));
     assert_false(faults(host(f, 4), true));
-    mm_tracker_unplug_all(&f->tracker, NULL, NULL);
+    mm_tracker_unplug_all(&f->tracker);
     assert_true(faults(host(f, 2), false));
 }
 
@@ -134,11 +134,14 @@ static int refuse(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, 
     snprintf(err, errlen, "no");
     return -1;
 }
-static void nothing(struct mm_listener *l, uint64_t gpa, uint64_t len)
+static int nothing(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 {
     (void)l;
     (void)gpa;
     (void)len;
+    (void)err;
+    (void)errlen;
+    return 0;
 }
 static const struct mm_listener_ops refuse_ops = {.populate = refuse, .discard = nothing};
 

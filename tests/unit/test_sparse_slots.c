@@ -32,7 +32,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     mm_map_init(&f.map);
     f.hva = (uint8_t *)(uintptr_t)0x7f0000000000ULL; /* never dereferenced: no KVM here */
-    assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK, NULL), 0);
     assert_int_equal(mm_sparse_slots_init(&f.slots, &f.map, BASE, SIZE, f.hva, CHUNK, "memslots",
                                           err, sizeof(err)),
                      0);
@@ -92,7 +92,7 @@ static void test_slots_follow_plugs(void **state)
     assert_int_equal(mm_tracker_unplug(&f->tracker, B(0), BLOCK), 0);
     expect_chunk_slot(f, 0, false);
     /* unplug_all removes everything. */
-    mm_tracker_unplug_all(&f->tracker, NULL, NULL);
+    mm_tracker_unplug_all(&f->tracker);
     assert_int_equal(mm_sparse_slots_count(&f->slots), 0);
     assert_int_equal(mm_slot_count(&f->map), 0);
 }
@@ -115,7 +115,7 @@ static void test_full_mode(void **state)
     assert_int_equal(mm_sparse_slots_set_full(&f->slots, false, err, sizeof(err)), 0);
     assert_int_equal(mm_sparse_slots_count(&f->slots), 1);
     expect_chunk_slot(f, 1, true);
-    mm_tracker_unplug_all(&f->tracker, NULL, NULL);
+    mm_tracker_unplug_all(&f->tracker);
 }
 
 static void test_no_slot_left_refuses_plug(void **state)
@@ -136,7 +136,7 @@ static void test_no_slot_left_refuses_plug(void **state)
     expect_chunk_slot(f, 0, false);
     /* One chunk fits. */
     assert_int_equal(mm_tracker_plug(&f->tracker, B(0), BLOCK, err, sizeof(err)), 0);
-    mm_tracker_unplug_all(&f->tracker, NULL, NULL);
+    mm_tracker_unplug_all(&f->tracker);
     for (unsigned i = 0; i < n; i++)
         mm_slot_remove(&f->map, filler[i]);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mm/memmap.h"
 #include "mm/tracker.h"
 #include "vmm/util.h"
 
@@ -44,9 +45,12 @@ static int tl_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *
     return 0;
 }
 
-static void tl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len)
+static int tl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 {
+    (void)err;
+    (void)errlen;
     log_event(l->name, '-', gpa, len);
+    return 0;
 }
 
 static const struct mm_listener_ops tl_ops = {.populate = tl_populate, .discard = tl_discard};
@@ -75,12 +79,13 @@ static void test_geometry(void **state)
 {
     (void)state;
     struct mm_tracker t;
-    assert_int_equal(mm_tracker_init(&t, BASE, 0, BLOCK), -1);
-    assert_int_equal(mm_tracker_init(&t, BASE, 3 * BLOCK, 3 << 20), -1); /* not a power of two */
-    assert_int_equal(mm_tracker_init(&t, BASE, BLOCK + 4096, BLOCK), -1);
-    assert_int_equal(mm_tracker_init(&t, BASE + 4096, 4 * BLOCK, BLOCK), -1);
-    assert_int_equal(mm_tracker_init(&t, UINT64_MAX - BLOCK + 1, 2 * BLOCK, BLOCK), -1);
-    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&t, BASE, 0, BLOCK, NULL), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE, 3 * BLOCK, 3 << 20, NULL),
+                     -1); /* not a power of two */
+    assert_int_equal(mm_tracker_init(&t, BASE, BLOCK + 4096, BLOCK, NULL), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE + 4096, 4 * BLOCK, BLOCK, NULL), -1);
+    assert_int_equal(mm_tracker_init(&t, UINT64_MAX - BLOCK + 1, 2 * BLOCK, BLOCK, NULL), -1);
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK, NULL), 0);
     assert_int_equal(t.nr_blocks, 130);
     assert_true(mm_tracker_valid_range(&t, B(0), BLOCK));
     assert_true(mm_tracker_valid_range(&t, B(0), 130 * BLOCK));
@@ -99,7 +104,7 @@ static void test_plug_unplug_state(void **state)
     (void)state;
     struct mm_tracker t;
     char err[256];
-    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK, NULL), 0);
     /* A run across the 64-bit word boundary of the bitmap. */
     assert_int_equal(mm_tracker_plug(&t, B(60), 10 * BLOCK, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plugged_bytes(&t), 10 * BLOCK);
@@ -143,7 +148,7 @@ static void test_listener_order(void **state)
     tl_init(&b, "B");
     tl_init(&c, "C");
     event_log[0] = '\0';
-    assert_int_equal(mm_tracker_init(&t, BASE, 64 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&t, BASE, 64 * BLOCK, BLOCK, NULL), 0);
     assert_int_equal(mm_tracker_register(&t, &a.l, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&t, &b.l, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&t, &c.l, err, sizeof(err)), 0);
@@ -191,29 +196,64 @@ static void record_after(void *opaque, uint64_t gpa, uint64_t len)
     log_event("mem", '-', gpa, len);
 }
 
+/* The tracker's memory, when a test gives it some: a listener checks it is still there. */
+static struct mm_backing *test_memory;
+
+static int checking_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err,
+                            size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    const uint8_t *p = test_memory->hva + (gpa - BASE);
+    bool intact = true;
+    for (uint64_t off = 0; off < len; off += 4096)
+        intact &= p[off] == 0xa5;
+    log_event(intact ? l->name : "discarded-too-early", '-', gpa, len);
+    return 0;
+}
+
+static const struct mm_listener_ops checking_ops = {.populate = tl_populate,
+                                                    .discard = checking_discard};
+
 static void test_unplug_all_runs(void **state)
 {
     (void)state;
     struct mm_tracker t;
+    struct mm_backing mem;
     struct test_listener a, b;
     char err[256];
     tl_init(&a, "A");
     tl_init(&b, "B");
-    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    b.l.ops = &checking_ops;
+    assert_int_equal(mm_backing_alloc(&mem, MM_BACKING_ANON, 130 * BLOCK, NULL, err, sizeof(err)),
+                     0);
+    test_memory = &mem;
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK, &mem), 0);
     assert_int_equal(mm_tracker_register(&t, &a.l, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&t, &b.l, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plug(&t, B(0), 3 * BLOCK, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plug(&t, B(3), 2 * BLOCK, err, sizeof(err)), 0); /* adjacent */
     assert_int_equal(mm_tracker_plug(&t, B(63), 3 * BLOCK, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plug(&t, B(129), BLOCK, err, sizeof(err)), 0);
+    memset(mem.hva, 0xa5, 130 * BLOCK);
     event_log[0] = '\0';
-    /* Adjacent plugs merge into one run; listeners first, then the memory, per run. */
-    assert_int_equal(mm_tracker_unplug_all(&t, record_after, NULL), 9 * BLOCK);
-    expect_log("B-0,5 A-0,5 mem-0,5 B-63,3 A-63,3 mem-63,3 B-129,1 A-129,1 mem-129,1 ");
+    /*
+     * Adjacent plugs merge into one run; every listener is told while the
+     * memory is still there, and only then is it given back: unplugged
+     * blocks read zero, the others keep their data.
+     */
+    assert_int_equal(mm_tracker_unplug_all(&t), 9 * BLOCK);
+    expect_log("B-0,5 A-0,5 B-63,3 A-63,3 B-129,1 A-129,1 ");
     assert_int_equal(mm_tracker_plugged_bytes(&t), 0);
-    assert_int_equal(mm_tracker_unplug_all(&t, record_after, NULL), 0);
+    assert_int_equal(mm_tracker_kept_bytes(&t), 0);
+    assert_int_equal(mem.hva[B(4) - BASE], 0);
+    assert_int_equal(mem.hva[B(63) - BASE + BLOCK - 1], 0);
+    assert_int_equal(mem.hva[B(129) - BASE], 0);
+    assert_int_equal(mem.hva[B(5) - BASE], 0xa5); /* never plugged, never discarded */
+    assert_int_equal(mm_tracker_unplug_all(&t), 0);
     expect_log("");
     mm_tracker_destroy(&t);
+    mm_backing_free(&mem);
 }
 
 static void test_replay_late_listener(void **state)
@@ -222,7 +262,7 @@ static void test_replay_late_listener(void **state)
     struct mm_tracker t;
     struct test_listener late, again;
     char err[256];
-    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK), 0);
+    assert_int_equal(mm_tracker_init(&t, BASE, 130 * BLOCK, BLOCK, NULL), 0);
     assert_int_equal(mm_tracker_plug(&t, B(1), 2 * BLOCK, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plug(&t, B(64), BLOCK, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_plug(&t, B(100), 30 * BLOCK, err, sizeof(err)), 0);

@@ -609,12 +609,15 @@ static int cl_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *
     return 0;
 }
 
-static void cl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len)
+static int cl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 {
     struct counting_listener *c = container_of(l, struct counting_listener, l);
     (void)gpa;
+    (void)err;
+    (void)errlen;
     c->discards++;
     c->populated -= len;
+    return 0;
 }
 
 static const struct mm_listener_ops cl_ops = {.populate = cl_populate, .discard = cl_discard};
