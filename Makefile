@@ -23,6 +23,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 TEST_IMAGES := build/tests/images/triple-fault.bzImage
 # Static programs scripts/testbed puts into the guest initramfs (/bin/...).
 GUEST_TOOLS := build/tests/guest/edu-tool build/tests/guest/disk-check
+# Static programs the testbed scenarios run on the test host (/t/bin/...).
+L1_TOOLS := build/tests/l1/set-memlock
 
 # Debian packages: what building, unit testing and the testbed need.
 BUILD_DEPS := gcc make libc6-dev linux-libc-dev
@@ -53,6 +55,10 @@ build/tests/guest/%: tests/guest/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -static -s $(LDFLAGS) -o $@ $<
 
+build/tests/l1/%: tests/l1/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -s $(LDFLAGS) -o $@ $<
+
 # ud2 with an empty IDT: #UD -> #GP -> #DF -> triple fault.
 build/tests/images/triple-fault.bzImage: build/tests/mkbzimage
 	@mkdir -p $(dir $@)
@@ -69,7 +75,7 @@ unit: unit-deps
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 testbed-prepare: deps
-	@$(MAKE) --no-print-directory minivmm $(TEST_IMAGES) $(GUEST_TOOLS)
+	@$(MAKE) --no-print-directory minivmm $(TEST_IMAGES) $(GUEST_TOOLS) $(L1_TOOLS)
 	@scripts/testbed --prepare
 
 testbed-test: testbed-prepare
@@ -90,7 +96,7 @@ bench: testbed-prepare
 clean:
 	rm -rf build/obj build/tests minivmm
 
-FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c tests/guest/*.c)
+FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c tests/guest/*.c tests/l1/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)
@@ -100,6 +106,6 @@ format-check:
 
 # The same warnings must be clean under clang (syntax and semantic checks only).
 clang-check:
-	@set -e; for f in $(SRCS) $(UNIT_SRCS) tests/tools/mkbzimage.c $(wildcard tests/guest/*.c); do \
+	@set -e; for f in $(SRCS) $(UNIT_SRCS) tests/tools/mkbzimage.c $(wildcard tests/guest/*.c tests/l1/*.c); do \
 		clang -std=gnu11 -Wall -Wextra -Werror -I. -D_GNU_SOURCE -fsyntax-only $$f; done
 	@echo "clang-check: $(words $(SRCS) $(UNIT_SRCS)) files clean"

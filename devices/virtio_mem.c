@@ -425,6 +425,10 @@ int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
         mm_tracker_register(&m->tracker, &m->slots.listener, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
     update_usable_region(m, true);
+    char sz[32];
+    debug("%s: region [%#llx, +%s) at host address %p, block size %llu", m->name,
+          (unsigned long long)addr, format_size(o->size, sz, sizeof(sz)), (void *)m->backing.hva,
+          (unsigned long long)o->block_size);
     return virtio_mmio_init(&m->transport, h, windows, o->id, &vmem_device_ops, m, err, errlen);
 }
 

@@ -160,6 +160,17 @@ static const char *iova_ranges_text(const struct vfio_container *c, char *buf, s
     return buf;
 }
 
+/* limit and need as text that tells them apart ("2.5 GiB" twice would not). */
+static void format_two_sizes(uint64_t limit, uint64_t need, char *a, char *b, size_t len)
+{
+    format_size(limit, a, len);
+    format_size(need, b, len);
+    if (strcmp(a, b) == 0) {
+        snprintf(a, len, "%llu KiB", (unsigned long long)(limit / 1024));
+        snprintf(b, len, "%llu KiB", (unsigned long long)((need + 1023) / 1024));
+    }
+}
+
 /* The checks that need no mapping yet, over RAM and every tracked region.  0 or -1 with err. */
 static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_dma_plan *plan,
                           uint64_t *pinned_worst, char *err, size_t errlen)
@@ -197,7 +208,8 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
                         "--vfio: %s has block-size %s, below the smallest page the IOMMU maps "
                         "(%s); use block-size=%s or larger",
                         r->name, format_size(block, a, sizeof(a)),
-                        format_size(min_page, b, sizeof(b)), format_size(min_page, b, sizeof(b)));
+                        format_size(min_page, b, sizeof(b)),
+                        format_size_option(min_page, ranges, sizeof(ranges)));
         if (plan->nr_regions == VFIO_DMA_MAX_REGIONS)
             return errf(err, errlen, "--vfio: more than %d virtio-mem regions",
                         VFIO_DMA_MAX_REGIONS);
@@ -212,7 +224,7 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
         char hint[96] = "";
         if (fit)
             snprintf(hint, sizeof(hint), "use block-size=%s (%llu mappings), or ",
-                     format_size(fit, a, sizeof(a)),
+                     format_size_option(fit, a, sizeof(a)),
                      (unsigned long long)vfio_dma_entries(plan, fit));
         return errf(err, errlen,
                     "--vfio: fully plugged, the virtio-mem regions and boot RAM need %llu DMA "
@@ -225,19 +237,18 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
     uint64_t limit;
     if (!vfio_memlock_ok(*pinned_worst, &limit)) {
         char need_s[32];
-        format_size(*pinned_worst, need_s, sizeof(need_s));
+        format_two_sizes(limit, *pinned_worst, a, need_s, sizeof(need_s));
         if (regions)
             return errf(err, errlen,
                         "RLIMIT_MEMLOCK %s is below the %s that --vfio may have to pin (boot RAM "
                         "%s and every virtio-mem region fully plugged); raise it with ulimit -l "
                         "%llu (or more), or give minivmm CAP_IPC_LOCK",
-                        format_size(limit, a, sizeof(a)), need_s, format_size(ram, b, sizeof(b)),
+                        a, need_s, format_size(ram, b, sizeof(b)),
                         (unsigned long long)((*pinned_worst + 1023) / 1024));
         return errf(err, errlen,
                     "RLIMIT_MEMLOCK %s is below the %s of boot RAM that --vfio must pin; raise it "
                     "with ulimit -l %llu (or more), or give minivmm CAP_IPC_LOCK",
-                    format_size(limit, a, sizeof(a)), need_s,
-                    (unsigned long long)((*pinned_worst + 1023) / 1024));
+                    a, need_s, (unsigned long long)((*pinned_worst + 1023) / 1024));
     }
     return 0;
 }

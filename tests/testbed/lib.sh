@@ -197,6 +197,50 @@ show_output() {
 	sed 's/^[0-9.]* /# /' "$1"
 }
 
+# --- virtio-mem with VFIO ---
+
+# pinned_is MIB: plugged_size of mem0 is MIB and minivmm's VmLck is boot RAM
+# (--memory 512M) + MIB, to the kB.
+pinned_is() {
+	plugged=$(status_field plugged_size)
+	vmlck=$(vmlck_kb)
+	[ "$plugged" = $(($1 * MiB)) ] && [ "$((${vmlck:-0} - RAM_512M_KB))" = $(($1 * 1024)) ]
+}
+# dma_counts_agree MIB VFIO_ID: mem0's dma_mapped_bytes is MIB; VFIO_ID's
+# container-wide counts agree with the kernel's: dma_mapped_bytes is VmLck,
+# dma_mappings is boot RAM's 2 + one per 2 MiB block, dma_avail 65535 - mappings.
+dma_counts_agree() {
+	st=$(ctl status)
+	of() { echo "$st" | tr '{' '\n' | grep "\"id\": *\"$1\"" | sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p"; }
+	maps=$(of "$2" dma_mappings)
+	[ "$(of mem0 dma_mapped_bytes)" = $(($1 * MiB)) ] &&
+		[ "$(of "$2" dma_mapped_bytes)" = $(($(vmlck_kb) * 1024)) ] &&
+		[ "$maps" = $((2 + $1 / 2)) ] &&
+		[ "$(of "$2" dma_avail)" = $((65535 - maps)) ]
+}
+# vfio_step MIB VFIO_ID: after a resize to MIB (2 MiB blocks), wait for
+# plugged_size and VmLck to follow, then check the DMA counters.
+vfio_step() {
+	check "$1M: plugged_size and VmLck - boot RAM reach $1 MiB, to the kB (waited up to 180 s)" \
+		wait_until 180 pinned_is "$1"
+	echo "# $1M: VmLck $(vmlck_kb) kB, plugged_size $(status_field plugged_size)"
+	check "$1M: status dma_mapped_bytes, dma_mappings and dma_avail agree with the kernel" \
+		dma_counts_agree "$1" "$2"
+}
+
+# guest_run ID COMMAND...: run COMMAND in the guest (the vmem-agent's "run"),
+# wait (120 s at most) for it to finish and set $ran to what it printed.
+runs=0
+guest_run() {
+	runs=$((runs + 1))
+	marker="RUN-$runs-$1"
+	shift
+	echo "run echo $marker-BEGIN; $*; echo $marker-END \$?" >&3
+	ended() { tr -d '\r' <"$out" | grep -q "^$marker-END"; }
+	wait_until 120 ended || echo "# the guest did not finish '$*' within 120 s"
+	ran=$(tr -d '\r' <"$out" | sed -n "/^$marker-BEGIN/,/^$marker-END/p")
+}
+
 # When a check failed while minivmm still runs: where is each of its threads?
 diagnose_vm() {
 	[ -n "${vm_pid:-}" ] && [ -d "/proc/$vm_pid" ] || return 0
