@@ -64,10 +64,12 @@ int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t
     size_t words = (t->nr_blocks + BITS_PER_WORD - 1) / BITS_PER_WORD;
     t->bitmap = calloc(words, sizeof(uint64_t));
     t->kept = calloc(words, sizeof(uint64_t));
-    if (!t->bitmap || !t->kept) {
+    t->stuck = calloc(words, sizeof(uint64_t));
+    if (!t->bitmap || !t->kept || !t->stuck) {
         free(t->bitmap);
         free(t->kept);
-        t->bitmap = t->kept = NULL;
+        free(t->stuck);
+        t->bitmap = t->kept = t->stuck = NULL;
         errno = ENOMEM;
         return -1;
     }
@@ -79,7 +81,8 @@ void mm_tracker_destroy(struct mm_tracker *t)
 {
     free(t->bitmap);
     free(t->kept);
-    t->bitmap = t->kept = NULL;
+    free(t->stuck);
+    t->bitmap = t->kept = t->stuck = NULL;
     t->listeners = t->last = NULL;
     pthread_mutex_destroy(&t->lock);
 }
@@ -144,6 +147,10 @@ static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, boo
                            const char *why)
 {
     uint64_t first = block_of(t, gpa), n = len / t->block_size;
+    if (ok && bits_count(t->stuck, first, n)) {
+        ok = false;
+        why = "a listener that stopped could not let go of it";
+    }
     if (!ok) {
         set_kept(t, first, n, true);
         warn("[%#llx, +%#llx) stays allocated and is never given back while %s; %llu bytes are "
@@ -281,6 +288,19 @@ static void each_run(struct mm_tracker *t, uint64_t limit,
     each_run_of(t, limit, true, fn, ctx);
 }
 
+/*
+ * Locked: a listener that is leaving (unregistered, or its registration
+ * failed) still uses [gpa, gpa + len) of plugged memory.  Nobody will tell
+ * it again, so that memory is never discarded: when unplugged, it is kept.
+ */
+static void mark_stuck(struct mm_tracker *t, const struct mm_listener *l, uint64_t gpa,
+                       uint64_t len, const char *why)
+{
+    bits_assign(t->stuck, block_of(t, gpa), len / t->block_size, true);
+    warn("%s cannot let go of [%#llx, +%#llx) (%s); that memory is never given back", l->name,
+         (unsigned long long)gpa, (unsigned long long)len, why);
+}
+
 struct replay {
     struct mm_listener *l;
     char *err;
@@ -292,10 +312,12 @@ struct replay {
 static bool replay_populate(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
 {
     struct replay *r = ctx;
-    (void)t;
     char why[256] = "";
-    if (r->l->ops->populate(r->l, gpa, len, why, sizeof(why)) == 0)
+    int ret = r->l->ops->populate(r->l, gpa, len, why, sizeof(why));
+    if (ret == 0)
         return true;
+    if (ret == MM_POPULATE_KEPT)
+        mark_stuck(t, r->l, gpa, len, why);
     errf(r->err, r->errlen, "%s refused [%#llx, +%#llx): %s", r->l->name, (unsigned long long)gpa,
          (unsigned long long)len, why);
     r->failed = true;
@@ -303,15 +325,13 @@ static bool replay_populate(struct mm_tracker *t, void *ctx, uint64_t gpa, uint6
     return false;
 }
 
-/* The blocks stay plugged: nothing is released, a listener that cannot let go is only reported. */
+/* The blocks stay plugged: nothing is released now. */
 static bool replay_discard(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len)
 {
     struct mm_listener *l = ctx;
     char err[256] = "";
-    (void)t;
     if (l->ops->discard(l, gpa, len, err, sizeof(err)) < 0)
-        warn("%s cannot let go of [%#llx, +%#llx): %s", l->name, (unsigned long long)gpa,
-             (unsigned long long)len, err);
+        mark_stuck(t, l, gpa, len, err);
     return true;
 }
 

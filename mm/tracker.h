@@ -34,7 +34,10 @@
  *   - A listener registered while blocks are plugged gets populate() for
  *     every contiguous plugged run, in address order (replay); if it refuses,
  *     the runs replayed so far are discarded for it and registration fails.
- *   - Unregistering calls discard() for every plugged run first.
+ *   - Unregistering calls discard() for every plugged run first.  A leaving
+ *     listener that cannot let go (discard fails on unregister or on a
+ *     failed registration's undo, or its replay answers MM_POPULATE_KEPT)
+ *     leaves those blocks "stuck": their memory is never discarded.
  *
  * Ownership and threads: the device that owns the region owns the tracker
  * (init at start-up, destroy at exit) and the backing it is given.  Every
@@ -100,8 +103,9 @@ struct mm_tracker {
     uint64_t nr_blocks;
     uint64_t nr_plugged;
     uint64_t nr_kept;
-    uint64_t *bitmap;                     /* bit n set: block n plugged */
-    uint64_t *kept;                       /* bit n set: block n unplugged, memory kept */
+    uint64_t *bitmap; /* bit n set: block n plugged */
+    uint64_t *kept;   /* bit n set: block n unplugged, memory kept */
+    uint64_t *stuck;  /* bit n set: a listener that left still uses block n: never discarded */
     struct mm_backing *memory;            /* host memory of the region, or NULL */
     struct mm_listener *listeners, *last; /* registration order */
 };

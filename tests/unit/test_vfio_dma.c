@@ -1,0 +1,1155 @@
+/*
+ * Unit tests for VFIO DMA mappings that follow a sparse region
+ * (vfio/dma_listener.c) and for the type1 DMA entry arithmetic
+ * (vfio/dma_limits.c).
+ *
+ * The listener runs on a real tracker (mm/tracker.c) with real host memory
+ * (an anonymous mm_backing of NR_BLOCKS blocks at BASE), behind a real memory
+ * guard registered first, as virtio-mem does (mm/guard.c), so the order
+ * guard -> vfio on populate and vfio -> guard -> discard on unplug is the
+ * real one.
+ *
+ * The backend is a fake type1v2 container that follows the kernel's rules
+ * (virtio-mem-and-vfio.md §5.3-§5.5, §5.7):
+ *   map    one mapping {iova, size, hva} per call; EINVAL for a zero or
+ *          misaligned size; EEXIST if it overlaps a mapping; ENOSPC once
+ *          entry_limit mappings exist (dma_entry_limit); ENOMEM for the
+ *          fail_map_in-th map from now (RLIMIT_MEMLOCK exhausted).
+ *   unmap  EINVAL, changing nothing, if a mapping straddles either end of
+ *          [iova, iova + size) (type1 cannot split); otherwise removes every
+ *          mapping wholly inside and counts their bytes.  Like the real
+ *          container (vfio_dma_unmap) it fails with EIO if those bytes are
+ *          not the size asked for.  It can be told to fail every unmap, or
+ *          those that cover one block (EPERM).
+ * On top of the kernel's rules it checks what a test must not miss, and
+ * records the first breach in `violation` (never failing inside a callback:
+ * the tracker's lock is held there):
+ *   - a map's hva is memory base + (iova - BASE) (IOVA == GPA);
+ *   - an unmap's nr is the number of mappings it removed;
+ *   - a block given a pattern by fill() still holds it, and is readable,
+ *     when an unmap of it is attempted: unmap happens strictly before
+ *     discard (MADV_DONTNEED makes anonymous memory read zero) and before
+ *     the guard closes it.
+ * Every call is appended to a log, in block numbers relative to BASE:
+ *   "M5 " map of block 5, "M5!ENOSPC " a refused map,
+ *   "U2+4 " unmap of blocks [2, 6), "U2+4!EINVAL " a refused unmap,
+ * so that tests can assert exact call sequences (expect_log).  The teardown
+ * stops the listener and fails if the fake saw a breach or still holds a
+ * mapping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mm/guard.h"
+#include "mm/memmap.h"
+#include "mm/tracker.h"
+#include "vfio/dma_limits.h"
+#include "vfio/dma_listener.h"
+#include "vmm/util.h"
+
+#define BASE      0x100000000ULL
+#define BLOCK     (2ULL << 20)
+#define NR_BLOCKS 64
+#define SIZE      (NR_BLOCKS * BLOCK)
+#define PAGE      4096ULL
+#define FAKE_MAX  128
+
+static uint64_t B(uint64_t n)
+{
+    return BASE + n * BLOCK;
+}
+
+/* --- probing host memory without dying ---------------------------------------- */
+
+static sigjmp_buf probe_env;
+
+static void on_segv(int sig)
+{
+    (void)sig;
+    siglongjmp(probe_env, 1);
+}
+
+/* Can the byte at p be read? */
+static bool readable(const volatile uint8_t *p)
+{
+    struct sigaction sa = {.sa_handler = on_segv}, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    volatile bool ok = false;
+    if (sigsetjmp(probe_env, 1) == 0) {
+        (void)*p;
+        ok = true;
+    }
+    sigaction(SIGSEGV, &old, NULL);
+    return ok;
+}
+
+/* Does the (readable) block at p hold byte everywhere?  First and last byte of every page. */
+static bool holds(const uint8_t *p, uint8_t byte)
+{
+    for (uint64_t off = 0; off < BLOCK; off += PAGE)
+        if (p[off] != byte || p[off + PAGE - 1] != byte)
+            return false;
+    return true;
+}
+
+/* --- the fake type1v2 container ------------------------------------------------- */
+
+struct fake_mapping {
+    uint64_t iova, size;
+    const void *hva;
+};
+
+struct fake {
+    struct fake_mapping map[FAKE_MAX];
+    unsigned nr;
+    uint64_t entry_limit;       /* like vfio_iommu_type1.dma_entry_limit */
+    int fail_map_in;            /* > 0: the fail_map_in-th map from now fails with ENOMEM */
+    bool fail_unmaps;           /* every unmap fails */
+    int refuse_unmap_block;     /* >= 0: unmaps covering this block fail */
+    unsigned splits;            /* unmaps refused because they would split a mapping */
+    uint8_t *mem;               /* host address of BASE */
+    uint8_t pattern[NR_BLOCKS]; /* non-zero: the block must hold this byte when unmapped */
+    char log[16384];
+    char violation[512];
+};
+
+static __attribute__((format(printf, 2, 3))) void fake_log(struct fake *k, const char *fmt, ...)
+{
+    size_t used = strlen(k->log);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->log + used, sizeof(k->log) - used, fmt, ap);
+    va_end(ap);
+}
+
+static __attribute__((format(printf, 2, 3))) void violate(struct fake *k, const char *fmt, ...)
+{
+    if (k->violation[0])
+        return; /* the first one tells */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->violation, sizeof(k->violation), fmt, ap);
+    va_end(ap);
+}
+
+/* "M5", "M5+2", "U2+4", or with a raw address if not block-aligned. */
+static void label(char *buf, size_t len, char op, uint64_t iova, uint64_t size, bool always_n)
+{
+    if (iova >= BASE && (iova - BASE) % BLOCK == 0 && size % BLOCK == 0 && size) {
+        unsigned long long first = (iova - BASE) / BLOCK, n = size / BLOCK;
+        if (n == 1 && !always_n)
+            snprintf(buf, len, "%c%llu", op, first);
+        else
+            snprintf(buf, len, "%c%llu+%llu", op, first, n);
+    } else {
+        snprintf(buf, len, "%c@%#llx:%#llx", op, (unsigned long long)iova,
+                 (unsigned long long)size);
+    }
+}
+
+static const char *ename(int e)
+{
+    switch (e) {
+    case EINVAL:
+        return "EINVAL";
+    case EEXIST:
+        return "EEXIST";
+    case ENOSPC:
+        return "ENOSPC";
+    case ENOMEM:
+        return "ENOMEM";
+    case EPERM:
+        return "EPERM";
+    case EIO:
+        return "EIO";
+    }
+    return "E?";
+}
+
+static void fake_init(struct fake *k, uint8_t *mem)
+{
+    memset(k, 0, sizeof(*k));
+    k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
+    k->refuse_unmap_block = -1;
+    k->mem = mem;
+}
+
+/* The kernel's MAP_DMA: 0 or an errno; why says more. */
+static int kernel_map(struct fake *k, uint64_t iova, uint64_t size, const void *hva,
+                      const char **why)
+{
+    if (size == 0 || size % PAGE || iova % PAGE || (uintptr_t)hva % PAGE || iova + size < iova) {
+        *why = "size zero, misaligned or wrapping";
+        return EINVAL;
+    }
+    for (unsigned i = 0; i < k->nr; i++)
+        if (ranges_overlap(iova, size, k->map[i].iova, k->map[i].size)) {
+            *why = "overlaps an existing mapping";
+            return EEXIST;
+        }
+    if (k->nr >= k->entry_limit) {
+        *why = "dma_avail is 0 (dma_entry_limit reached)";
+        return ENOSPC;
+    }
+    if (k->fail_map_in > 0 && --k->fail_map_in == 0) {
+        *why = "RLIMIT_MEMLOCK exceeded";
+        return ENOMEM;
+    }
+    if (k->nr == FAKE_MAX) {
+        *why = "the fake's table is full";
+        return ENOMEM;
+    }
+    k->map[k->nr++] = (struct fake_mapping){iova, size, hva};
+    return 0;
+}
+
+/*
+ * The kernel's type1v2 UNMAP_DMA: 0 with *bytes and *removed, or an errno
+ * (then nothing changed).
+ */
+static int kernel_unmap(struct fake *k, uint64_t iova, uint64_t size, uint64_t *bytes,
+                        unsigned *removed, const char **why)
+{
+    uint64_t end = iova + size;
+    *bytes = 0;
+    *removed = 0;
+    if (size == 0 || size % PAGE || iova % PAGE || end < iova) {
+        *why = "size zero, misaligned or wrapping";
+        return EINVAL;
+    }
+    for (unsigned i = 0; i < k->nr; i++) {
+        uint64_t ms = k->map[i].iova, me = ms + k->map[i].size;
+        if ((ms < iova && iova < me) || (ms < end && end < me)) {
+            k->splits++;
+            *why = "would split a mapping";
+            return EINVAL;
+        }
+    }
+    for (unsigned i = 0; i < k->nr;) {
+        if (k->map[i].iova >= iova && k->map[i].iova + k->map[i].size <= end) {
+            *bytes += k->map[i].size;
+            (*removed)++;
+            k->map[i] = k->map[--k->nr];
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Test check: the patterned blocks of [iova, iova + size) are readable and intact. */
+static void check_not_discarded(struct fake *k, uint64_t iova, uint64_t size)
+{
+    if (iova < BASE || iova - BASE >= SIZE)
+        return;
+    uint64_t first = (iova - BASE) / BLOCK;
+    uint64_t last = (iova - BASE + size + BLOCK - 1) / BLOCK;
+    for (uint64_t b = first; b < last && b < NR_BLOCKS; b++) {
+        if (!k->pattern[b])
+            continue;
+        const uint8_t *p = k->mem + b * BLOCK;
+        if (!readable(p))
+            violate(k, "block %llu was closed by the guard before its unmap",
+                    (unsigned long long)b);
+        else if (!holds(p, k->pattern[b]))
+            violate(k, "block %llu was discarded before its unmap", (unsigned long long)b);
+    }
+}
+
+static int fake_map(void *ctx, uint64_t iova, uint64_t size, void *hva, char *err, size_t errlen)
+{
+    struct fake *k = ctx;
+    char what[64];
+    const char *why = "";
+    label(what, sizeof(what), 'M', iova, size, false);
+    int e = kernel_map(k, iova, size, hva, &why);
+    if (e) {
+        fake_log(k, "%s!%s ", what, ename(e));
+        errf(err, errlen, "fake MAP_DMA %s: %s (%s)", what, ename(e), why);
+        errno = e;
+        return -1;
+    }
+    fake_log(k, "%s ", what);
+    if (iova < BASE || size > SIZE || iova - BASE > SIZE - size)
+        violate(k, "map %s lies outside the region", what);
+    else if (hva != k->mem + (iova - BASE))
+        violate(k, "map %s has hva %p, not memory base + %#llx = %p", what, hva,
+                (unsigned long long)(iova - BASE), (void *)(k->mem + (iova - BASE)));
+    return 0;
+}
+
+static int fake_unmap(void *ctx, uint64_t iova, uint64_t size, uint64_t nr, char *err,
+                      size_t errlen)
+{
+    struct fake *k = ctx;
+    char what[64];
+    const char *why = "";
+    label(what, sizeof(what), 'U', iova, size, true);
+    check_not_discarded(k, iova, size);
+
+    int e = 0;
+    uint64_t bytes = 0;
+    unsigned removed = 0;
+    bool refused = k->fail_unmaps;
+    if (k->refuse_unmap_block >= 0 &&
+        ranges_overlap(iova, size, B((uint64_t)k->refuse_unmap_block), BLOCK))
+        refused = true;
+    if (refused) {
+        e = EPERM;
+        why = "refused (the test said so)";
+    } else {
+        e = kernel_unmap(k, iova, size, &bytes, &removed, &why);
+    }
+    if (e) {
+        fake_log(k, "%s!%s ", what, ename(e));
+        errf(err, errlen, "fake UNMAP_DMA %s: %s (%s)", what, ename(e), why);
+        errno = e;
+        return -1;
+    }
+    if (removed != nr)
+        violate(k, "unmap %s said nr=%llu but removed %u mappings", what, (unsigned long long)nr,
+                removed);
+    if (bytes != size) {
+        /* As vfio_dma_unmap does: the caller's idea of the mappings was wrong. */
+        violate(k, "unmap %s removed %llu bytes, not %llu", what, (unsigned long long)bytes,
+                (unsigned long long)size);
+        fake_log(k, "%s!EIO ", what);
+        errno = EIO;
+        return errf(err, errlen, "fake UNMAP_DMA %s unmapped %llu of %llu bytes", what,
+                    (unsigned long long)bytes, (unsigned long long)size);
+    }
+    fake_log(k, "%s ", what);
+    /* Unmapped: the memory may be discarded from now on. */
+    for (uint64_t b = (iova - BASE) / BLOCK; b < (iova - BASE + size) / BLOCK && b < NR_BLOCKS; b++)
+        k->pattern[b] = 0;
+    return 0;
+}
+
+/* The fake's table as "0 1 2 12" (block numbers in IOVA order, "+n" for bigger mappings). */
+static void fake_table(const struct fake *k, char *buf, size_t len)
+{
+    struct fake_mapping m[FAKE_MAX];
+    memcpy(m, k->map, k->nr * sizeof(m[0]));
+    for (unsigned i = 1; i < k->nr; i++)
+        for (unsigned j = i; j > 0 && m[j - 1].iova > m[j].iova; j--) {
+            struct fake_mapping t = m[j];
+            m[j] = m[j - 1];
+            m[j - 1] = t;
+        }
+    buf[0] = '\0';
+    for (unsigned i = 0; i < k->nr; i++) {
+        char one[64];
+        label(one, sizeof(one), ' ', m[i].iova, m[i].size, false);
+        strncat(buf, i ? one : one + 1, len - strlen(buf) - 1);
+    }
+}
+
+/* --- fixture --------------------------------------------------------------------- */
+
+struct fixture {
+    struct mm_backing backing;
+    struct mm_tracker tracker;
+    struct mm_guard guard;
+    struct vfio_dma_listener dma;
+    bool dma_started;
+    struct vfio_dma_backend backend;
+    struct fake fake;
+};
+
+/* Memory, tracker and the guard (registered first, as virtio-mem does); no DMA listener. */
+static int setup_guard_only(void **state)
+{
+    static struct fixture f;
+    char err[256];
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(mm_backing_alloc(&f.backing, MM_BACKING_ANON, SIZE, NULL, err, sizeof(err)),
+                     0);
+    assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK, &f.backing), 0);
+    assert_int_equal(
+        mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_register(&f.tracker, &f.guard.listener, err, sizeof(err)), 0);
+    fake_init(&f.fake, f.backing.hva);
+    f.backend = (struct vfio_dma_backend){.map = fake_map, .unmap = fake_unmap, .ctx = &f.fake};
+    *state = &f;
+    return 0;
+}
+
+/* The same, with the DMA listener registered after the guard. */
+static int setup(void **state)
+{
+    setup_guard_only(state);
+    struct fixture *f = *state;
+    char err[256] = "";
+    if (vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)) < 0)
+        fail_msg("vfio_dma_listener_start: %s", err);
+    f->dma_started = true;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int ret = 0;
+    f->fake.fail_unmaps = false;
+    f->fake.refuse_unmap_block = -1;
+    if (f->dma_started)
+        vfio_dma_listener_stop(&f->dma);
+    f->dma_started = false;
+    if (f->fake.violation[0]) {
+        print_error("fake container: %s\n", f->fake.violation);
+        ret = -1;
+    }
+    if (f->fake.nr) {
+        char table[1024];
+        fake_table(&f->fake, table, sizeof(table));
+        print_error("mappings left after the listener stopped: %s\n", table);
+        ret = -1;
+    }
+    mm_tracker_unregister(&f->tracker, &f->guard.listener);
+    mm_tracker_destroy(&f->tracker);
+    mm_backing_free(&f->backing);
+    return ret;
+}
+
+/* --- helpers --------------------------------------------------------------------- */
+
+static void assert_no_violation(struct fixture *f)
+{
+    if (f->fake.violation[0])
+        fail_msg("fake container: %s", f->fake.violation);
+}
+
+static void expect_log(struct fixture *f, const char *want)
+{
+    assert_no_violation(f);
+    if (strcmp(f->fake.log, want) != 0)
+        fail_msg("backend calls were\n  '%s'\nexpected\n  '%s'", f->fake.log, want);
+    f->fake.log[0] = '\0';
+}
+
+static void expect_table(struct fixture *f, const char *want)
+{
+    char table[1024];
+    fake_table(&f->fake, table, sizeof(table));
+    if (strcmp(table, want) != 0)
+        fail_msg("fake mappings are\n  '%s'\nexpected\n  '%s'", table, want);
+}
+
+static void plug(struct fixture *f, uint64_t first, uint64_t n)
+{
+    char err[512] = "";
+    if (mm_tracker_plug(&f->tracker, B(first), n * BLOCK, err, sizeof(err)) < 0)
+        fail_msg("plug of blocks [%llu, %llu): %s", (unsigned long long)first,
+                 (unsigned long long)(first + n), err);
+}
+
+static void unplug(struct fixture *f, uint64_t first, uint64_t n)
+{
+    assert_int_equal(mm_tracker_unplug(&f->tracker, B(first), n * BLOCK), 0);
+}
+
+static uint8_t pattern_of(uint64_t block)
+{
+    return (uint8_t)(0x80 | block);
+}
+
+/* Write blocks [first, first + n) (plugged, so writable) and have the fake check them. */
+static void fill(struct fixture *f, uint64_t first, uint64_t n)
+{
+    for (uint64_t b = first; b < first + n; b++) {
+        memset(f->backing.hva + b * BLOCK, pattern_of(b), BLOCK);
+        f->fake.pattern[b] = pattern_of(b);
+    }
+}
+
+/* Blocks [first, first + n) read back their pattern (intact) or zero (discarded). */
+static void expect_blocks(struct fixture *f, uint64_t first, uint64_t n, bool intact)
+{
+    for (uint64_t b = first; b < first + n; b++) {
+        const uint8_t *p = f->backing.hva + b * BLOCK;
+        if (!readable(p))
+            fail_msg("block %llu cannot be read", (unsigned long long)b);
+        if (!holds(p, intact ? pattern_of(b) : 0))
+            fail_msg("block %llu does not read %s", (unsigned long long)b,
+                     intact ? "its pattern (it was discarded)" : "zero (it was not discarded)");
+    }
+}
+
+static void set_readable(struct fixture *f, bool readable_mode)
+{
+    char err[256];
+    assert_int_equal(mm_guard_set_readable(&f->guard, readable_mode, err, sizeof(err)), 0);
+}
+
+struct report {
+    unsigned n;
+    char keys[256];
+    uint64_t bytes;
+};
+
+static void collect(void *opaque, const char *key, uint64_t bytes)
+{
+    struct report *r = opaque;
+    r->n++;
+    strncat(r->keys, key, sizeof(r->keys) - strlen(r->keys) - 1);
+    strncat(r->keys, " ", sizeof(r->keys) - strlen(r->keys) - 1);
+    r->bytes = bytes;
+}
+
+/* --- the fake itself ------------------------------------------------------------- */
+
+/* The tests below trust the fake: check that it has the kernel's semantics. */
+static void test_fake_is_type1v2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *k = &f->fake;
+    char err[256];
+    uint8_t *mem = f->backing.hva;
+
+    assert_int_equal(fake_map(k, B(0), BLOCK, mem, err, sizeof(err)), 0);
+    /* Mapping an already-mapped block, or part of it, again: EEXIST. */
+    assert_int_equal(fake_map(k, B(0), BLOCK, mem, err, sizeof(err)), -1);
+    assert_int_equal(errno, EEXIST);
+    assert_int_equal(fake_map(k, B(0) + BLOCK / 2, BLOCK, mem + BLOCK / 2, err, sizeof(err)), -1);
+    assert_int_equal(errno, EEXIST);
+    /* Zero or misaligned size: EINVAL. */
+    assert_int_equal(fake_map(k, B(5), 0, mem + 5 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(fake_map(k, B(5), PAGE + 1, mem + 5 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(errno, EINVAL);
+    expect_log(f, "M0 M0!EEXIST M@0x100100000:0x200000!EEXIST M@0x100a00000:0!EINVAL "
+                  "M@0x100a00000:0x1001!EINVAL ");
+
+    /* A 2-block mapping cannot be split: EINVAL, and nothing changes. */
+    assert_int_equal(fake_map(k, B(1), 2 * BLOCK, mem + BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_unmap(k, B(1), BLOCK, 1, err, sizeof(err)), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(fake_unmap(k, B(0), 2 * BLOCK, 2, err, sizeof(err)), -1); /* end straddles */
+    assert_int_equal(fake_unmap(k, B(2), 2 * BLOCK, 1, err, sizeof(err)), -1); /* start too */
+    assert_int_equal(k->splits, 3);
+    expect_table(f, "0 1+2");
+    /* One unmap of several whole mappings. */
+    assert_int_equal(fake_unmap(k, B(0), 3 * BLOCK, 2, err, sizeof(err)), 0);
+    expect_table(f, "");
+    k->splits = 0;
+
+    /* Unmapping over holes counts only what was mapped (§5.4: blocks 4-8 with 5-7 mapped). */
+    for (uint64_t b = 5; b < 8; b++)
+        assert_int_equal(fake_map(k, B(b), BLOCK, mem + b * BLOCK, err, sizeof(err)), 0);
+    uint64_t bytes;
+    unsigned removed;
+    const char *why;
+    assert_int_equal(kernel_unmap(k, B(4), 5 * BLOCK, &bytes, &removed, &why), 0);
+    assert_int_equal(bytes, 3 * BLOCK);
+    assert_int_equal(removed, 3);
+    /* The container wrapper treats that as a failure (vfio_dma_unmap), and it is a breach. */
+    assert_int_equal(fake_map(k, B(5), BLOCK, mem + 5 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_unmap(k, B(4), 2 * BLOCK, 1, err, sizeof(err)), -1);
+    assert_int_equal(errno, EIO);
+    assert_non_null(strstr(k->violation, "removed"));
+    k->violation[0] = '\0';
+
+    /* The entry limit: ENOSPC once it is reached; an unmap gives the entry back. */
+    k->entry_limit = 2;
+    assert_int_equal(fake_map(k, B(10), BLOCK, mem + 10 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(11), BLOCK, mem + 11 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(fake_unmap(k, B(10), BLOCK, 1, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK, err, sizeof(err)), 0);
+    k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
+
+    /* ENOMEM for the n-th map from now, once. */
+    k->fail_map_in = 2;
+    assert_int_equal(fake_map(k, B(20), BLOCK, mem + 20 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(errno, ENOMEM);
+    assert_non_null(strstr(err, "RLIMIT_MEMLOCK"));
+    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK, err, sizeof(err)), 0);
+
+    /* Unmaps told to fail, by block or all. */
+    k->refuse_unmap_block = 21;
+    assert_int_equal(fake_unmap(k, B(20), 2 * BLOCK, 2, err, sizeof(err)), -1);
+    assert_int_equal(fake_unmap(k, B(20), BLOCK, 1, err, sizeof(err)), 0);
+    k->refuse_unmap_block = -1;
+    k->fail_unmaps = true;
+    assert_int_equal(fake_unmap(k, B(21), BLOCK, 1, err, sizeof(err)), -1);
+    assert_int_equal(errno, EPERM);
+    k->fail_unmaps = false;
+    expect_table(f, "11 12 21");
+    f->fake.log[0] = '\0';
+
+    /* Its own checks: a wrong hva, a wrong nr. */
+    assert_int_equal(fake_map(k, B(30), BLOCK, mem, err, sizeof(err)), 0);
+    assert_non_null(strstr(k->violation, "hva"));
+    k->violation[0] = '\0';
+    assert_int_equal(fake_unmap(k, B(30), BLOCK, 2, err, sizeof(err)), 0);
+    assert_non_null(strstr(k->violation, "nr=2"));
+    k->violation[0] = '\0';
+
+    /* And the pattern check: a block discarded before its unmap is seen. */
+    plug(f, 40, 2);
+    assert_int_equal(fake_map(k, B(40), BLOCK, mem + 40 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(41), BLOCK, mem + 41 * BLOCK, err, sizeof(err)), 0);
+    fill(f, 40, 2);
+    assert_int_equal(fake_unmap(k, B(40), BLOCK, 1, err, sizeof(err)), 0);
+    assert_no_violation(f);
+    assert_int_equal(mm_backing_discard(&f->backing, 41 * BLOCK, BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_unmap(k, B(41), BLOCK, 1, err, sizeof(err)), 0);
+    assert_non_null(strstr(k->violation, "block 41 was discarded"));
+    k->violation[0] = '\0';
+    /* ... and so is a block the guard closed before its unmap. */
+    assert_int_equal(fake_map(k, B(50), BLOCK, mem + 50 * BLOCK, err, sizeof(err)), 0);
+    k->pattern[50] = pattern_of(50); /* unplugged: PROT_NONE */
+    assert_int_equal(fake_unmap(k, B(50), BLOCK, 1, err, sizeof(err)), 0);
+    assert_non_null(strstr(k->violation, "block 50 was closed"));
+    k->violation[0] = '\0';
+
+    /* Clean up for the teardown's checks. */
+    for (uint64_t b = 0; b < NR_BLOCKS; b++)
+        kernel_unmap(k, B(b), BLOCK, &bytes, &removed, &why);
+    assert_int_equal(k->nr, 0);
+    mm_tracker_unplug_all(&f->tracker);
+    assert_int_equal(k->splits, 0);
+}
+
+/* --- the listener -------------------------------------------------------------- */
+
+/* 1. One MAP per plugged block, IOVA == GPA, the right host address; the bytes reported. */
+static void test_map_per_block(void **state)
+{
+    struct fixture *f = *state;
+    plug(f, 3, 5);
+    expect_log(f, "M3 M4 M5 M6 M7 ");
+    plug(f, 20, 1);
+    plug(f, 63, 1); /* the last block of the region */
+    plug(f, 62, 1); /* next to a mapped block: still its own mapping */
+    expect_log(f, "M20 M63 M62 ");
+    expect_table(f, "3 4 5 6 7 20 62 63");
+    for (unsigned i = 0; i < f->fake.nr; i++) {
+        assert_int_equal(f->fake.map[i].size, BLOCK);
+        assert_ptr_equal(f->fake.map[i].hva, f->backing.hva + (f->fake.map[i].iova - BASE));
+    }
+
+    uint64_t plugged = mm_tracker_plugged_bytes(&f->tracker);
+    assert_int_equal(plugged, 8 * BLOCK);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), plugged);
+    assert_int_equal(f->dma.listener.ops->held_bytes(&f->dma.listener), plugged);
+    assert_int_equal(f->dma.map_calls, 8);
+    assert_int_equal(f->dma.unmap_calls, 0);
+
+    /* Only the DMA listener reports what it holds (the guard holds nothing). */
+    struct report r = {0};
+    mm_tracker_report(&f->tracker, collect, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.keys, "dma_mapped_bytes ");
+    assert_int_equal(r.bytes, plugged);
+
+    unplug(f, 20, 1);
+    memset(&r, 0, sizeof(r));
+    mm_tracker_report(&f->tracker, collect, &r);
+    assert_int_equal(r.bytes, 7 * BLOCK);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma),
+                     mm_tracker_plugged_bytes(&f->tracker));
+    expect_log(f, "U20+1 ");
+}
+
+/* 2. One UNMAP per contiguous run of mapped blocks, never one that splits a mapping. */
+static void test_unmap_runs(void **state)
+{
+    struct fixture *f = *state;
+    plug(f, 0, 10);
+    plug(f, 12, 2);
+    expect_log(f, "M0 M1 M2 M3 M4 M5 M6 M7 M8 M9 M12 M13 ");
+
+    unplug(f, 2, 4);
+    expect_log(f, "U2+4 ");
+    expect_table(f, "0 1 6 7 8 9 12 13");
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 8 * BLOCK);
+
+    assert_int_equal(mm_tracker_unplug_all(&f->tracker), 8 * BLOCK);
+    expect_log(f, "U0+2 U6+4 U12+2 ");
+    expect_table(f, "");
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 0);
+
+    /* A run that joins two plugs, and one that is part of a plug, each in one call. */
+    plug(f, 0, 4);
+    plug(f, 4, 4);
+    expect_log(f, "M0 M1 M2 M3 M4 M5 M6 M7 ");
+    unplug(f, 2, 4);
+    unplug(f, 7, 1);
+    expect_log(f, "U2+4 U7+1 ");
+    assert_int_equal(mm_tracker_unplug_all(&f->tracker), 3 * BLOCK);
+    expect_log(f, "U0+2 U6+1 ");
+    assert_int_equal(f->fake.splits, 0);
+}
+
+/* 3. Unmap strictly before discard, for UNPLUG and for UNPLUG_ALL (reboot). */
+static void test_unmap_before_discard(void **state)
+{
+    struct fixture *f = *state;
+    plug(f, 0, 8);
+    plug(f, 10, 2);
+    fill(f, 0, 8);
+    fill(f, 10, 2);
+    f->fake.log[0] = '\0';
+
+    /* The guard closes unplugged blocks (PROT_NONE): the fake's probe sees that too. */
+    unplug(f, 2, 3);
+    expect_log(f, "U2+3 ");
+    set_readable(f, true);
+    expect_blocks(f, 2, 3, false); /* discarded after the unmap */
+    expect_blocks(f, 0, 2, true);  /* the neighbours are untouched */
+    expect_blocks(f, 5, 3, true);
+    expect_blocks(f, 10, 2, true);
+    set_readable(f, false);
+
+    assert_int_equal(mm_tracker_unplug_all(&f->tracker), 7 * BLOCK);
+    expect_log(f, "U0+2 U5+3 U10+2 ");
+    expect_table(f, "");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 0);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 0);
+    set_readable(f, true);
+    expect_blocks(f, 0, 8, false);
+    expect_blocks(f, 10, 2, false);
+}
+
+/* 4. A map failure in the middle of a request rolls back exactly this request's maps. */
+static void test_map_failure_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    plug(f, 0, 2);  /* just before the request */
+    plug(f, 10, 1); /* just after it */
+    plug(f, 30, 3); /* elsewhere */
+    fill(f, 0, 2);
+    fill(f, 10, 1);
+    f->fake.log[0] = '\0';
+    char before[1024];
+    fake_table(&f->fake, before, sizeof(before));
+
+    f->fake.fail_map_in = 4; /* the 4th map of the 8-block plug [2, 10) */
+    assert_int_equal(mm_tracker_plug(&f->tracker, B(2), 8 * BLOCK, err, sizeof(err)), -1);
+    expect_log(f, "M2 M3 M4 M5!ENOMEM U2+3 ");
+    /* The error names who refused, what and why, with the backend's message. */
+    assert_non_null(strstr(err, "vfio dma"));
+    assert_non_null(strstr(err, "0x100400000"));
+    assert_non_null(strstr(err, "fake MAP_DMA M5: ENOMEM (RLIMIT_MEMLOCK exceeded)"));
+
+    expect_table(f, before);
+    assert_int_equal(mm_tracker_state(&f->tracker, B(2), 8 * BLOCK), MM_BLOCKS_UNPLUGGED);
+    assert_int_equal(mm_tracker_state(&f->tracker, B(0), 2 * BLOCK), MM_BLOCKS_PLUGGED);
+    assert_int_equal(mm_tracker_state(&f->tracker, B(10), BLOCK), MM_BLOCKS_PLUGGED);
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 6 * BLOCK);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 6 * BLOCK);
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    expect_blocks(f, 0, 2, true);
+    expect_blocks(f, 10, 1, true);
+
+    /* The guest retries after BUSY and it works. */
+    plug(f, 2, 8);
+    expect_log(f, "M2 M3 M4 M5 M6 M7 M8 M9 ");
+    expect_table(f, "0 1 2 3 4 5 6 7 8 9 10 30 31 32");
+    assert_int_equal(mm_tracker_unplug_all(&f->tracker), 14 * BLOCK);
+    expect_log(f, "U0+11 U30+3 ");
+    assert_int_equal(f->fake.splits, 0);
+}
+
+/* 5. ENOSPC from the entry limit mid-request: the same rollback; a higher limit lets it pass. */
+static void test_entry_limit(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    plug(f, 0, 4);
+    f->fake.log[0] = '\0';
+    f->fake.entry_limit = 6; /* room for two more */
+
+    assert_int_equal(mm_tracker_plug(&f->tracker, B(10), 6 * BLOCK, err, sizeof(err)), -1);
+    expect_log(f, "M10 M11 M12!ENOSPC U10+2 ");
+    assert_non_null(strstr(err, "vfio dma"));
+    assert_non_null(strstr(err, "ENOSPC"));
+    expect_table(f, "0 1 2 3");
+    assert_int_equal(mm_tracker_state(&f->tracker, B(10), 6 * BLOCK), MM_BLOCKS_UNPLUGGED);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 4 * BLOCK);
+
+    f->fake.entry_limit = 10;
+    plug(f, 10, 6);
+    expect_log(f, "M10 M11 M12 M13 M14 M15 ");
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 10 * BLOCK);
+
+    /* Full: a refused first map leaves nothing to roll back. */
+    assert_int_equal(mm_tracker_plug(&f->tracker, B(20), BLOCK, err, sizeof(err)), -1);
+    expect_log(f, "M20!ENOSPC ");
+    assert_int_equal(mm_tracker_state(&f->tracker, B(20), BLOCK), MM_BLOCKS_UNPLUGGED);
+    /* An unplug gives an entry back. */
+    unplug(f, 0, 1);
+    plug(f, 20, 1);
+    expect_log(f, "U0+1 M20 ");
+}
+
+/* 6. A listener started while blocks are plugged maps them (replay), or fails cleanly. */
+static void test_replay(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    plug(f, 1, 3);
+    plug(f, 10, 1);
+    plug(f, 40, 2);
+    expect_log(f, ""); /* only the guard so far */
+
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     0);
+    f->dma_started = true;
+    expect_log(f, "M1 M2 M3 M10 M40 M41 ");
+    expect_table(f, "1 2 3 10 40 41");
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 6 * BLOCK);
+    /* Registered after the guard: it follows new plugs too. */
+    plug(f, 5, 1);
+    unplug(f, 1, 3);
+    expect_log(f, "M5 U1+3 ");
+    vfio_dma_listener_stop(&f->dma);
+    f->dma_started = false;
+    expect_log(f, "U5+1 U10+1 U40+2 ");
+    plug(f, 1, 3);
+
+    /* Refused at the first block of the third run: the runs before it are unmapped. */
+    f->fake.fail_map_in = 6;
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     -1);
+    expect_log(f, "M1 M2 M3 M5 M10 M40!ENOMEM U1+3 U5+1 U10+1 ");
+    assert_non_null(strstr(err, "RLIMIT_MEMLOCK"));
+    expect_table(f, "");
+    /* Nothing changed for the tracker, and the listener is not registered. */
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 7 * BLOCK);
+    plug(f, 20, 1);
+    unplug(f, 20, 1);
+    expect_log(f, "");
+
+    /* Refused in the middle of a run: that run's maps are undone too. */
+    f->fake.fail_map_in = 3;
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     -1);
+    expect_log(f, "M1 M2 M3!ENOMEM U1+2 ");
+    expect_table(f, "");
+
+    /* And with the IOMMU willing, it starts. */
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     0);
+    f->dma_started = true;
+    expect_log(f, "M1 M2 M3 M5 M10 M40 M41 ");
+    assert_int_equal(f->fake.splits, 0);
+}
+
+/* 7. A failed unmap keeps the memory: never discarded while it may still be mapped. */
+static void test_unmap_failure_keeps_memory(void **state)
+{
+    struct fixture *f = *state;
+    set_readable(f, true); /* to look at unplugged memory */
+    plug(f, 0, 6);
+    fill(f, 0, 6);
+    f->fake.log[0] = '\0';
+
+    f->fake.fail_unmaps = true;
+    unplug(f, 2, 3); /* the guest's view changes all the same */
+    /* The run, then (dma_listener.c) each block alone so that the bitmap stays exact. */
+    expect_log(f, "U2+3!EPERM U2+1!EPERM U3+1!EPERM U4+1!EPERM ");
+    assert_int_equal(mm_tracker_state(&f->tracker, B(2), 3 * BLOCK), MM_BLOCKS_UNPLUGGED);
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 3 * BLOCK);
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 3 * BLOCK);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 6 * BLOCK);
+    expect_table(f, "0 1 2 3 4 5");
+    expect_blocks(f, 2, 3, true); /* not discarded */
+
+    /* Plugged again: the kept blocks are still mapped, so no new MAP (EEXIST otherwise). */
+    f->fake.fail_unmaps = false;
+    plug(f, 2, 3);
+    expect_log(f, "");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 6 * BLOCK);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 6 * BLOCK);
+    expect_blocks(f, 2, 3, true);
+
+    /* Now the unplug works: unmapped, then discarded. */
+    unplug(f, 2, 3);
+    expect_log(f, "U2+3 ");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    expect_table(f, "0 1 5");
+    expect_blocks(f, 2, 3, false);
+
+    /* Only one block of a run refuses: the others are unmapped, the whole range is kept. */
+    plug(f, 2, 3);
+    expect_log(f, "M2 M3 M4 ");
+    fill(f, 2, 3);
+    f->fake.refuse_unmap_block = 3;
+    unplug(f, 2, 3);
+    expect_log(f, "U2+3!EPERM U2+1 U3+1!EPERM U4+1 ");
+    expect_table(f, "0 1 3 5");
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 4 * BLOCK);
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 3 * BLOCK);
+    expect_blocks(f, 2, 3, true);
+
+    /*
+     * A plug over the kept block that fails before reaching it: the kept
+     * mapping is undone too (the blocks stay unplugged), then the memory goes.
+     */
+    f->fake.refuse_unmap_block = -1;
+    f->fake.fail_map_in = 1;
+    char err[512];
+    assert_int_equal(mm_tracker_plug(&f->tracker, B(2), 3 * BLOCK, err, sizeof(err)), -1);
+    expect_log(f, "M2!ENOMEM U3+1 ");
+    expect_table(f, "0 1 5");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 3 * BLOCK);
+    expect_blocks(f, 2, 3, false);
+
+    /* A single block whose unmap fails stays mapped, and is not mapped twice. */
+    plug(f, 2, 3);
+    expect_log(f, "M2 M3 M4 ");
+    fill(f, 4, 1);
+    f->fake.fail_unmaps = true;
+    unplug(f, 4, 1);
+    expect_log(f, "U4+1!EPERM ");
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 6 * BLOCK);
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), BLOCK);
+    expect_blocks(f, 4, 1, true);
+    f->fake.fail_unmaps = false;
+    plug(f, 4, 1);
+    expect_log(f, "");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    assert_int_equal(f->fake.splits, 0);
+}
+
+/* 8. Stopping the listener unmaps everything still plugged; the blocks stay plugged. */
+static void test_stop_unmaps_all(void **state)
+{
+    struct fixture *f = *state;
+    plug(f, 0, 4);
+    plug(f, 7, 1);
+    plug(f, 9, 2);
+    fill(f, 0, 4);
+    fill(f, 7, 1);
+    fill(f, 9, 2);
+    unplug(f, 1, 1);
+    f->fake.log[0] = '\0';
+
+    vfio_dma_listener_stop(&f->dma);
+    f->dma_started = false;
+    expect_log(f, "U0+1 U2+2 U7+1 U9+2 ");
+    expect_table(f, "");
+    assert_int_equal(mm_tracker_plugged_bytes(&f->tracker), 6 * BLOCK);
+    /* Plugged memory is not discarded by a listener leaving. */
+    expect_blocks(f, 0, 1, true);
+    expect_blocks(f, 2, 2, true);
+    expect_blocks(f, 7, 1, true);
+    expect_blocks(f, 9, 2, true);
+    /* Nobody listens any more. */
+    plug(f, 20, 1);
+    mm_tracker_unplug_all(&f->tracker);
+    expect_log(f, "");
+    assert_int_equal(f->fake.splits, 0);
+}
+
+/*
+ * 8b. A listener that leaves while it cannot let go (its replay refused and
+ * could not undo itself, or its unmaps fail when it stops): the tracker
+ * remembers, and the memory it still maps is never discarded afterwards.
+ */
+static void test_leaving_listener_keeps_memory(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    char table[256];
+    plug(f, 1, 3);
+    fill(f, 1, 3);
+    f->fake.fail_map_in = 3;
+    f->fake.fail_unmaps = true;
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     -1);
+    f->fake.fail_unmaps = false;
+    fake_table(&f->fake, table, sizeof(table));
+    assert_string_equal(table, "1 2"); /* still mapped in the IOMMU */
+    f->fake.log[0] = '\0';
+    unplug(f, 1, 3);
+    expect_log(f, ""); /* the listener is gone */
+    set_readable(f, true);
+    expect_blocks(f, 1, 3, true); /* kept, not discarded */
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 3 * BLOCK);
+    /* Plugged again and unplugged again: still never discarded. */
+    plug(f, 1, 3);
+    unplug(f, 1, 3);
+    expect_blocks(f, 1, 3, true);
+    f->fake.nr = 0; /* the mappings would go when the container closes */
+}
+
+static void test_stopped_listener_keeps_memory(void **state)
+{
+    struct fixture *f = *state;
+    char table[256];
+    plug(f, 1, 1);
+    plug(f, 5, 1);
+    fill(f, 1, 1);
+    fill(f, 5, 1);
+    f->fake.refuse_unmap_block = 1;
+    vfio_dma_listener_stop(&f->dma);
+    f->dma_started = false;
+    f->fake.refuse_unmap_block = -1;
+    fake_table(&f->fake, table, sizeof(table));
+    assert_string_equal(table, "1");
+    set_readable(f, true);
+    unplug(f, 1, 1);
+    unplug(f, 5, 1);
+    expect_blocks(f, 1, 1, true);  /* still mapped: kept */
+    expect_blocks(f, 5, 1, false); /* let go of: discarded */
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), BLOCK);
+    f->fake.nr = 0;
+}
+
+/* --- DMA entry arithmetic ---------------------------------------------------------- */
+
+struct limits_case {
+    const char *what;
+    uint64_t ram;
+    unsigned nr;
+    uint64_t size[2], block[2];
+    uint64_t avail;
+    uint64_t entries;    /* vfio_dma_entries(plan, 0) */
+    uint64_t suggest;    /* vfio_dma_suggest_block(plan, avail) */
+    uint64_t at_suggest; /* vfio_dma_entries(plan, suggest), if any */
+};
+
+/* 9. Entries = RAM mappings + sum of size / block + VFIO_DMA_HEADROOM (16). */
+static void test_dma_limits(void **state)
+{
+    (void)state;
+    assert_int_equal(VFIO_DMA_HEADROOM, 16);
+    const struct limits_case cases[] = {
+        /* 4G/2M = 2048, + 2 + 16 = 2066: fits, the block as given. */
+        {"4 GiB at 2 MiB", 2, 1, {4 * GiB}, {2 * MiB}, 65535, 2066, 2 * MiB, 2066},
+        /* 2066 > 1100; at 4 MiB 1024 + 18 = 1042 <= 1100. */
+        {"4 GiB at 2 MiB, 1100", 2, 1, {4 * GiB}, {2 * MiB}, 1100, 2066, 4 * MiB, 1042},
+        /* Exactly 1042 is enough; 1041 is not: 8 MiB, 512 + 18 = 530. */
+        {"4 GiB at 2 MiB, 1042", 2, 1, {4 * GiB}, {2 * MiB}, 1042, 2066, 4 * MiB, 1042},
+        {"4 GiB at 2 MiB, 1041", 2, 1, {4 * GiB}, {2 * MiB}, 1041, 2066, 8 * MiB, 530},
+        /* 128G/2M = 65536, + 18 = 65554 > 65535; at 4 MiB 32768 + 18 = 32786. */
+        {"128 GiB at 2 MiB",
+         2,
+         1,
+         {128 * GiB},
+         {2 * MiB},
+         VFIO_DMA_DEFAULT_LIMIT,
+         65554,
+         4 * MiB,
+         32786},
+        /* 64G/2M = 32768, + 18 = 32786: fits. */
+        {"64 GiB at 2 MiB",
+         2,
+         1,
+         {64 * GiB},
+         {2 * MiB},
+         VFIO_DMA_DEFAULT_LIMIT,
+         32786,
+         2 * MiB,
+         32786},
+        /* 32768 + 32751 + 16 = 65535 exactly; one RAM mapping more needs 16384 + 32752 + 16. */
+        {"64 GiB, full", 32751, 1, {64 * GiB}, {2 * MiB}, 65535, 65535, 2 * MiB, 65535},
+        {"64 GiB, one over", 32752, 1, {64 * GiB}, {2 * MiB}, 65535, 65536, 4 * MiB, 49152},
+        /* 384M = 3 * 128M: 192 + 16 = 208; at 128 MiB 3 + 16 = 19. */
+        {"384 MiB, 19", 0, 1, {384 * MiB}, {2 * MiB}, 19, 208, 128 * MiB, 19},
+        /* 128 MiB needs 19 > 17; 256 MiB would count 384/256 = 1 (+16 = 17) but does not
+         * divide 384 MiB, and 512 MiB is above the region: nothing. */
+        {"384 MiB, 17", 0, 1, {384 * MiB}, {2 * MiB}, 17, 208, 0, 0},
+        /* The largest block is the region itself: 1 + 2 + 16 = 19. */
+        {"one block", 2, 1, {4 * GiB}, {2 * MiB}, 19, 2066, 4 * GiB, 19},
+        /* Even one 4 GiB block: 1 + 2 + 16 = 19 > 18. */
+        {"nothing fits", 2, 1, {4 * GiB}, {2 * MiB}, 18, 2066, 0, 0},
+        /* Below the headroom. */
+        {"avail 10", 0, 1, {4 * GiB}, {2 * MiB}, 10, 2064, 0, 0},
+        /* A 4G at 2M (2048) and B 8G at 128M (64), 1 RAM: 2048 + 64 + 17 = 2129.  Raising A:
+         * 4M 1024+64+17 = 1105, 8M 593, 16M 337, 32M 209, 64M 64+64+17 = 145 <= 150; B stays at
+         * 128M (lowering it to 64M would make 209). */
+        {"two regions, 150",
+         1,
+         2,
+         {4 * GiB, 8 * GiB},
+         {2 * MiB, 128 * MiB},
+         150,
+         2129,
+         64 * MiB,
+         145},
+        /* 64M 145 > 100, 128M 32 + 64 + 17 = 113 > 100; 256M raises B too: 16 + 32 + 17 = 65. */
+        {"two regions, 100",
+         1,
+         2,
+         {4 * GiB, 8 * GiB},
+         {2 * MiB, 128 * MiB},
+         100,
+         2129,
+         256 * MiB,
+         65},
+        /* A 4G at 2M, B 384M at 128M: 2048 + 3 + 16 = 2067.  128M: 32 + 3 + 16 = 51 (B as is).
+         * With 30, any larger block would raise B too, which 384 MiB cannot take: nothing. */
+        {"two regions, 51",
+         0,
+         2,
+         {4 * GiB, 384 * MiB},
+         {2 * MiB, 128 * MiB},
+         51,
+         2067,
+         128 * MiB,
+         51},
+        {"two regions, 30", 0, 2, {4 * GiB, 384 * MiB}, {2 * MiB, 128 * MiB}, 30, 2067, 0, 0},
+        /* No region: only RAM and headroom, and nothing to suggest. */
+        {"no region", 3, 0, {0}, {0}, 10, 19, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct limits_case *c = &cases[i];
+        struct vfio_dma_plan p = {.ram_mappings = c->ram, .nr_regions = c->nr};
+        for (unsigned r = 0; r < c->nr; r++) {
+            p.size[r] = c->size[r];
+            p.block_size[r] = c->block[r];
+        }
+        uint64_t entries = vfio_dma_entries(&p, 0);
+        uint64_t suggest = vfio_dma_suggest_block(&p, c->avail);
+        if (entries != c->entries || suggest != c->suggest)
+            fail_msg("%s: entries %llu, suggestion %llu MiB; expected %llu, %llu MiB", c->what,
+                     (unsigned long long)entries, (unsigned long long)(suggest / MiB),
+                     (unsigned long long)c->entries, (unsigned long long)(c->suggest / MiB));
+        if (!suggest)
+            continue;
+        uint64_t at = vfio_dma_entries(&p, suggest);
+        if (at != c->at_suggest || at > c->avail)
+            fail_msg("%s: %llu entries at the suggested block, expected %llu (avail %llu)", c->what,
+                     (unsigned long long)at, (unsigned long long)c->at_suggest,
+                     (unsigned long long)c->avail);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fake_is_type1v2, setup_guard_only, teardown),
+        cmocka_unit_test_setup_teardown(test_map_per_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmap_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmap_before_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_failure_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay, setup_guard_only, teardown),
+        cmocka_unit_test_setup_teardown(test_unmap_failure_keeps_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_unmaps_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaving_listener_keeps_memory, setup_guard_only,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stopped_listener_keeps_memory, setup, teardown),
+        cmocka_unit_test(test_dma_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
