@@ -204,6 +204,33 @@ static void test_backing_hugetlbfs_errors(void **state)
     assert_non_null(strstr(err, "/nonexistent/dir"));
 }
 
+/* Device regions are placed where DMA reaches: inside one span, around reserved holes. */
+static void test_dma_spans(void **state)
+{
+    (void)state;
+    struct mm_map map;
+    const uint64_t G = 1ULL << 30, M = 1ULL << 20;
+    mm_map_init(&map);
+    /* No spans: anywhere, just aligned. */
+    assert_int_equal(mm_map_dma_fit(&map, 4 * G + 1, G, 128 * M), 4 * G + 128 * M);
+    assert_true(mm_map_dma_reachable(&map, 0, UINT64_MAX));
+    assert_int_equal(mm_map_dma_fit(&map, UINT64_MAX - M, G, 128 * M), UINT64_MAX);
+    /* q35's VT-d: below the MSI window, then up to 512 GiB; plus a hole at 8-9 GiB. */
+    map.dma_spans[0] = (struct mm_span){0, 0xfedfffffULL};
+    map.dma_spans[1] = (struct mm_span){0xfef00000ULL, 8 * G - 1};
+    map.dma_spans[2] = (struct mm_span){9 * G, 512 * G - 1};
+    map.nr_dma_spans = 3;
+    assert_int_equal(mm_map_dma_fit(&map, 4 * G, 4 * G, 128 * M), 4 * G); /* ends at 8 GiB */
+    assert_int_equal(mm_map_dma_fit(&map, 4 * G, 4 * G + 2 * M, 128 * M), 9 * G); /* moved */
+    assert_int_equal(mm_map_dma_fit(&map, 4 * G, 503 * G, 128 * M), 9 * G);
+    assert_int_equal(mm_map_dma_fit(&map, 4 * G, 504 * G, 128 * M), UINT64_MAX); /* no room */
+    assert_true(mm_map_dma_reachable(&map, 4 * G, 4 * G));
+    assert_false(mm_map_dma_reachable(&map, 4 * G, 4 * G + 1));    /* crosses the hole */
+    assert_false(mm_map_dma_reachable(&map, 0xfee00000ULL, 4096)); /* the MSI window */
+    assert_false(mm_map_dma_reachable(&map, 511 * G, 2 * G));
+    assert_false(mm_map_dma_reachable(&map, 9 * G, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_backing_anon),
         cmocka_unit_test(test_backing_memfd),
         cmocka_unit_test(test_backing_hugetlbfs_errors),
+        cmocka_unit_test(test_dma_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

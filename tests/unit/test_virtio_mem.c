@@ -654,6 +654,10 @@ static void test_listener_refusal_is_busy(void **state)
     assert_int_equal(first.discards, 1); /* told to drop what it just populated */
     assert_int_equal(first.populated, BLOCK);
     assert_null(mm_gpa(&fx->vm.mem, run, BLOCK)); /* still not accessible */
+    /* Counted, with the reason, in the status. */
+    assert_int_equal(fx->m->refused_plugs, 1);
+    assert_non_null(strstr(fx->m->last_refusal, "refuser refused"));
+    assert_non_null(strstr(fx->m->last_refusal, "test listener refuses"));
 
     /* Later the guest retries and it works. */
     refuser.refuse = false;
@@ -1452,6 +1456,31 @@ static void test_create_places_devices(void **state)
     assert_int_equal(cfg_read64(fx, CFG_REGION_SIZE), 256 * MiB);
 }
 
+/* With an IOMMU's IOVA ranges in the memory map, a region is placed inside one of them. */
+static void test_create_places_inside_dma_spans(void **state)
+{
+    struct fixture *fx = *state;
+    char err[512] = "";
+    struct mm_map *map = fx->vm.host.mem;
+    set_phys_bits(fx, 39);
+    map->dma_spans[0] = (struct mm_span){0, 5 * GiB - 1};
+    map->dma_spans[1] = (struct mm_span){6 * GiB, 16 * GiB - 1};
+    map->nr_dma_spans = 2;
+    add_cfg(fx, "mem0", 512 * MiB, 0); /* fits below the hole: 4 GiB */
+    add_cfg(fx, "mem1", 1 * GiB, 0);   /* would cross the hole at 5 GiB: moved to 6 GiB */
+    if (create_devices(fx, err, sizeof(err)) < 0)
+        fail_msg("virtio_mem_create: %s", err);
+    assert_int_equal(find(fx, "mem0")->addr, 4 * GiB);
+    assert_int_equal(find(fx, "mem1")->addr, 6 * GiB);
+    /* No room left inside the spans: refused, saying so. */
+    fx->nr_opts = 0;
+    add_cfg(fx, "mem2", 16 * GiB, 0);
+    assert_int_equal(create_devices(fx, err, sizeof(err)), -1);
+    if (!strstr(err, "mem2") || !strstr(err, "IOMMU"))
+        fail_msg("message should name mem2 and the IOMMU's ranges: %s", err);
+    map->nr_dma_spans = 0;
+}
+
 /* A region ending above the guest's physical address width is refused, naming the width. */
 static void test_create_refuses_beyond_phys_bits(void **state)
 {
@@ -1574,6 +1603,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prealloc_busy_gives_memory_back, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_memfd_unplug_punches_hole, setup_bare, teardown),
         /* 10. start-up */
+        cmocka_unit_test_setup_teardown(test_create_places_inside_dma_spans, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_create_places_devices, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_create_refuses_beyond_phys_bits, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_create_phys_bits_edges, setup_bare, teardown),
