@@ -98,7 +98,7 @@ struct virtio_mem {
     uint64_t addr, region_size, block_size;
     uint64_t usable_region_size, plugged_size, requested_size;
     bool unplugged_inaccessible; /* the driver accepted VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
-    uint64_t refused_plugs;      /* plugs answered BUSY because a listener refused */
+    uint64_t refused_plugs;      /* plugs answered BUSY: a listener refused, or prealloc failed */
     char last_refusal[320];      /* why the last one was refused */
 };
 

@@ -222,18 +222,6 @@ uint64_t mm_map_dma_fit(const struct mm_map *map, uint64_t from, uint64_t size, 
     return best;
 }
 
-bool mm_map_dma_reachable(const struct mm_map *map, uint64_t gpa, uint64_t size)
-{
-    if (size == 0 || gpa + size - 1 < gpa)
-        return false;
-    if (map->nr_dma_spans == 0)
-        return true;
-    for (unsigned i = 0; i < map->nr_dma_spans; i++)
-        if (gpa >= map->dma_spans[i].first && gpa + size - 1 <= map->dma_spans[i].last)
-            return true;
-    return false;
-}
-
 const struct mm_region *mm_map_find(const struct mm_map *map, uint64_t gpa)
 {
     for (unsigned i = 0; i < map->nr_regions; i++) {

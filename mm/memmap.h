@@ -136,8 +136,6 @@ int mm_map_add(struct mm_map *map, const struct mm_region *region, char *err, si
  * none).  Returns UINT64_MAX if there is none.
  */
 uint64_t mm_map_dma_fit(const struct mm_map *map, uint64_t from, uint64_t size, uint64_t align);
-/* Does [gpa, gpa + size) lie inside one DMA span (or are there none)? */
-bool mm_map_dma_reachable(const struct mm_map *map, uint64_t gpa, uint64_t size);
 
 /* Region containing gpa, or NULL. */
 const struct mm_region *mm_map_find(const struct mm_map *map, uint64_t gpa);

@@ -140,11 +140,13 @@ static void set_kept(struct mm_tracker *t, uint64_t first, uint64_t n, bool kept
 }
 
 /*
- * Locked: every listener let go of [gpa, gpa + len) (ok), so its memory goes
- * back to the host; or one did not, and the memory is kept.
+ * Locked: the listeners told let go of [gpa, gpa + len) (ok), so its memory
+ * goes back to the host; or one did not, and the memory is kept.  partial:
+ * not every listener was told (a populate was refused half-way), so blocks
+ * kept from before may still be used by those not told: they stay kept.
  */
 static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, bool ok,
-                           const char *why)
+                           const char *why, bool partial)
 {
     uint64_t first = block_of(t, gpa), n = len / t->block_size;
     if (ok && bits_count(t->stuck, first, n)) {
@@ -159,12 +161,20 @@ static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, boo
              (unsigned long long)(t->nr_kept * t->block_size));
         return;
     }
-    set_kept(t, first, n, false);
-    char err[256];
-    /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
-    if (t->memory && mm_backing_discard(t->memory, gpa - t->base, len, err, sizeof(err)) < 0)
-        warn("cannot give [%#llx, +%#llx) back to the host: %s", (unsigned long long)gpa,
-             (unsigned long long)len, err);
+    /* Runs of blocks that may go: all of them, or those not kept from before. */
+    uint64_t end = first + n;
+    for (uint64_t i = partial ? bits_find(t->kept, first, end, false) : first; i < end;) {
+        uint64_t stop = partial ? bits_find(t->kept, i, end, true) : end;
+        set_kept(t, i, stop - i, false);
+        char err[256];
+        /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
+        if (t->memory && mm_backing_discard(t->memory, gpa_of(t, i) - t->base,
+                                            (stop - i) * t->block_size, err, sizeof(err)) < 0)
+            warn("cannot give [%#llx, +%#llx) back to the host: %s",
+                 (unsigned long long)gpa_of(t, i), (unsigned long long)((stop - i) * t->block_size),
+                 err);
+        i = partial ? bits_find(t->kept, stop, end, false) : end;
+    }
 }
 
 /*
@@ -186,7 +196,8 @@ static void discard_until(struct mm_tracker *t, struct mm_listener *stop, uint64
             snprintf(why, sizeof(why), "%s still uses it (%s)", l->name, err);
         }
     }
-    release_memory(t, gpa, len, ok, why);
+    /* Listeners after the one that refused were never told: what they hold stays. */
+    release_memory(t, gpa, len, ok, why, stop && stop->next);
 }
 
 /* Locked: populate every listener; on refusal roll back and return -1. */
@@ -226,7 +237,10 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
     return ret;
 }
 
-/* Locked: discard for every listener, clear the blocks, then release the memory. */
+/*
+ * Locked: clear the blocks, tell every listener, then release the memory
+ * (the order of the first two is invisible: the lock is held throughout).
+ */
 static void unplug_run(struct mm_tracker *t, uint64_t first, uint64_t n)
 {
     bits_assign(t->bitmap, first, n, false);

@@ -11,9 +11,12 @@
  *     listener in registration order.  A listener may refuse (a failed DMA
  *     map); it must then have undone its own part of the call.  Every
  *     listener already told is told discard(range), in reverse order,
- *     nothing changes, and the plug fails (virtio-mem answers BUSY).
- *   - discard(range) is called BEFORE a plugged range is unplugged, for every
- *     listener in reverse registration order.  Only when every listener let
+ *     nothing changes, and the plug fails (virtio-mem answers BUSY).  The
+ *     memory of the range is then given back, except blocks kept from
+ *     before if listeners after the refusing one (never told) exist.
+ *   - discard(range) is called when a plugged range is unplugged, before
+ *     its memory is discarded, for every listener in reverse registration
+ *     order (under the lock: nobody sees the range half-unplugged).  Only when every listener let
  *     go does the tracker give the memory back to the host (its backing's
  *     discard: MADV_DONTNEED / punch hole), i.e. memory is never discarded
  *     behind a listener's back.  A listener that cannot let go (an UNMAP_DMA
@@ -134,8 +137,8 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
 
 /*
  * Unplug [gpa, gpa + len): a valid range whose blocks are all plugged.
- * Listeners are told discard() first; then the blocks are marked unplugged
- * and their memory is discarded (or kept, see above).  Returns 0, or -1
+ * The blocks are marked unplugged and listeners told discard(), then the
+ * memory is discarded (or kept, see above).  Returns 0, or -1
  * (nothing happens) if the range is invalid or not all plugged.
  */
 int mm_tracker_unplug(struct mm_tracker *t, uint64_t gpa, uint64_t len);

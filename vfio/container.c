@@ -180,12 +180,14 @@ int vfio_dma_map(struct vfio_container *c, uint64_t iova, uint64_t size, void *h
         if (e == ENOMEM)
             errf(err, errlen,
                  "VFIO cannot pin %s at %#llx: the locked-memory limit is used up or memory is "
-                 "short; raise it with ulimit -l",
+                 "short; raise RLIMIT_MEMLOCK (ulimit -l, or prlimit --memlock on the running "
+                 "minivmm)",
                  sz, (unsigned long long)iova);
         else if (e == ENOSPC)
             errf(err, errlen,
                  "VFIO cannot map %s at %#llx: the IOMMU's mapping entries are used up (raise "
-                 "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit)",
+                 "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit and restart minivmm, "
+                 "or use a larger block-size)",
                  sz, (unsigned long long)iova);
         else
             errf(err, errlen, "VFIO_IOMMU_MAP_DMA of %s at %#llx: %s", sz, (unsigned long long)iova,
@@ -219,8 +221,9 @@ int vfio_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t size, uint6
     pthread_mutex_lock(&c->lock);
     /* type1 reports the bytes it unmapped: whole mappings only, all or nothing. */
     c->mapped_bytes -= unmap.size <= c->mapped_bytes ? unmap.size : c->mapped_bytes;
-    if (unmap.size == size)
-        c->mappings -= nr <= c->mappings ? nr : c->mappings;
+    /* Whole mappings of equal size (blocks): a short answer removed fewer of them. */
+    uint64_t gone = unmap.size == size ? nr : (nr && size / nr ? unmap.size / (size / nr) : 0);
+    c->mappings -= gone <= c->mappings ? gone : c->mappings;
     pthread_mutex_unlock(&c->lock);
     if (unmap.size != size) {
         /* Someone else's idea of the mappings differs from ours: say so, trust nothing. */
@@ -251,9 +254,11 @@ struct vfio_dma_backend vfio_container_backend(struct vfio_container *c)
 
 bool vfio_container_read_dma_avail(struct vfio_container *c, uint32_t *avail)
 {
-    read_iommu_info(c);
-    *avail = c->dma_avail;
-    return c->have_dma_avail;
+    /* On a copy: what start-up read (ranges, page sizes) stays as it was. */
+    struct vfio_container now = {.fd = c->fd};
+    read_iommu_info(&now);
+    *avail = now.dma_avail;
+    return now.have_dma_avail;
 }
 
 int vfio_container_attach_kvm(struct vfio_container *c, int vm_fd, char *err, size_t errlen)

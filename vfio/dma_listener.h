@@ -9,8 +9,11 @@
  * discard:
  *   populate(range) - one MAP_DMA per block (IOVA == GPA, host address from
  *                     the tracker), before the plug is acknowledged.  A
- *                     failed map unmaps what this call mapped and refuses:
- *                     the plug is answered BUSY and nothing stays mapped.
+ *                     failed map unmaps what is mapped in the range (this
+ *                     call's maps, and blocks kept from a failed unmap) and
+ *                     refuses: the plug is answered BUSY.  If that unmap
+ *                     fails too it answers MM_POPULATE_KEPT, so the tracker
+ *                     keeps the memory.
  *   discard(range)  - one UNMAP_DMA per contiguous run of mapped blocks,
  *                     before the memory is discarded.  Type1 cannot split
  *                     a mapping, so each block is its own mapping and any

@@ -960,6 +960,77 @@ static void test_stop_unmaps_all(void **state)
 }
 
 /*
+ * 7b. A listener registered before VFIO (memslots, the guard) refuses a plug
+ * over a block kept from a failed unmap: VFIO was never told, still maps the
+ * block, so its memory must stay - only the other blocks are given back.
+ */
+struct refusing_listener {
+    struct mm_listener l;
+    bool refuse;
+};
+
+static int rl_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    struct refusing_listener *r = (struct refusing_listener *)l;
+    (void)gpa;
+    (void)len;
+    if (!r->refuse)
+        return 0;
+    snprintf(err, errlen, "no memslot left");
+    return -1;
+}
+
+static int rl_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    (void)l;
+    (void)gpa;
+    (void)len;
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
+static const struct mm_listener_ops rl_ops = {.populate = rl_populate, .discard = rl_discard};
+
+static void test_earlier_refusal_keeps_kept_blocks(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    char table[256];
+    struct refusing_listener slots = {.l = {.ops = &rl_ops, .name = "memslots"}};
+    assert_int_equal(mm_tracker_register(&f->tracker, &slots.l, err, sizeof(err)), 0);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
+                     0);
+    f->dma_started = true;
+    set_readable(f, true);
+    plug(f, 0, 4);
+    fill(f, 0, 4);
+    f->fake.refuse_unmap_block = 1;
+    unplug(f, 1, 1); /* kept: still mapped */
+    f->fake.refuse_unmap_block = -1;
+    unplug(f, 0, 1);
+    unplug(f, 2, 2);
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), BLOCK);
+
+    slots.refuse = true;
+    assert_int_equal(mm_tracker_plug(&f->tracker, B(0), 4 * BLOCK, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no memslot left"));
+    fake_table(&f->fake, table, sizeof(table));
+    assert_string_equal(table, "1");                             /* VFIO was not told */
+    expect_blocks(f, 1, 1, true);                                /* so its memory stayed */
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), BLOCK); /* and is still counted */
+
+    slots.refuse = false;
+    plug(f, 0, 4); /* block 1 is still mapped: no second MAP for it */
+    fake_table(&f->fake, table, sizeof(table));
+    assert_string_equal(table, "0 1 2 3");
+    assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 0);
+    vfio_dma_listener_stop(&f->dma);
+    f->dma_started = false;
+    mm_tracker_unregister(&f->tracker, &slots.l);
+}
+
+/*
  * 8b. A listener that leaves while it cannot let go (its replay refused and
  * could not undo itself, or its unmaps fail when it stops): the tracker
  * remembers, and the memory it still maps is never discarded afterwards.
@@ -1147,6 +1218,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unmap_failure_keeps_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_unmaps_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaving_listener_keeps_memory, setup_guard_only,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_earlier_refusal_keeps_kept_blocks, setup_guard_only,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stopped_listener_keeps_memory, setup, teardown),
         cmocka_unit_test(test_dma_limits),
