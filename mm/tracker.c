@@ -6,44 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mm/bitmap.h"
 #include "mm/memmap.h"
 #include "vmm/util.h"
-
-#define BITS_PER_WORD 64
-
-/* --- bitmap helpers (block indexes, [first, first + n)) ------------------ */
-
-static void bits_assign(uint64_t *map, uint64_t first, uint64_t n, bool value)
-{
-    for (uint64_t i = first; i < first + n;) {
-        uint64_t word = i / BITS_PER_WORD, bit = i % BITS_PER_WORD;
-        uint64_t span = BITS_PER_WORD - bit < first + n - i ? BITS_PER_WORD - bit : first + n - i;
-        uint64_t mask = (span == BITS_PER_WORD ? ~0ULL : ((1ULL << span) - 1)) << bit;
-        if (value)
-            map[word] |= mask;
-        else
-            map[word] &= ~mask;
-        i += span;
-    }
-}
-
-/* Index of the first block in [from, end) whose bit equals value, or end. */
-static uint64_t bits_find(const uint64_t *map, uint64_t from, uint64_t end, bool value)
-{
-    uint64_t i = from;
-    while (i < end) {
-        uint64_t word = map[i / BITS_PER_WORD];
-        if (!value)
-            word = ~word;
-        word &= ~0ULL << (i % BITS_PER_WORD);
-        if (word) {
-            uint64_t hit = (i / BITS_PER_WORD) * BITS_PER_WORD + (uint64_t)__builtin_ctzll(word);
-            return hit < end ? hit : end;
-        }
-        i = (i / BITS_PER_WORD + 1) * BITS_PER_WORD;
-    }
-    return end;
-}
 
 /* --- geometry ------------------------------------------------------------- */
 
@@ -61,7 +26,7 @@ int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t
     t->block_size = block_size;
     t->nr_blocks = size / block_size;
     t->memory = memory;
-    size_t words = (t->nr_blocks + BITS_PER_WORD - 1) / BITS_PER_WORD;
+    size_t words = bitmap_words(t->nr_blocks);
     t->bitmap = calloc(words, sizeof(uint64_t));
     t->kept = calloc(words, sizeof(uint64_t));
     t->stuck = calloc(words, sizeof(uint64_t));
@@ -110,8 +75,8 @@ static uint64_t gpa_of(const struct mm_tracker *t, uint64_t block)
 static enum mm_block_state blocks_state(const struct mm_tracker *t, uint64_t first, uint64_t n)
 {
     uint64_t end = first + n;
-    bool any_plugged = bits_find(t->bitmap, first, end, true) < end;
-    bool any_unplugged = bits_find(t->bitmap, first, end, false) < end;
+    bool any_plugged = bitmap_find(t->bitmap, first, end, true) < end;
+    bool any_unplugged = bitmap_find(t->bitmap, first, end, false) < end;
     if (any_plugged && any_unplugged)
         return MM_BLOCKS_MIXED;
     return any_plugged ? MM_BLOCKS_PLUGGED : MM_BLOCKS_UNPLUGGED;
@@ -119,23 +84,11 @@ static enum mm_block_state blocks_state(const struct mm_tracker *t, uint64_t fir
 
 /* --- notification and memory ------------------------------------------------- */
 
-/* Locked: number of set bits of map in blocks [first, first + n). */
-static uint64_t bits_count(const uint64_t *map, uint64_t first, uint64_t n)
-{
-    uint64_t count = 0, end = first + n;
-    for (uint64_t i = bits_find(map, first, end, true); i < end;) {
-        uint64_t stop = bits_find(map, i, end, false);
-        count += stop - i;
-        i = bits_find(map, stop, end, true);
-    }
-    return count;
-}
-
 /* Locked: mark blocks [first, first + n) kept (true) or not. */
 static void set_kept(struct mm_tracker *t, uint64_t first, uint64_t n, bool kept)
 {
-    uint64_t before = bits_count(t->kept, first, n);
-    bits_assign(t->kept, first, n, kept);
+    uint64_t before = bitmap_count(t->kept, first, n);
+    bitmap_assign(t->kept, first, n, kept);
     t->nr_kept += (kept ? n : 0) - before;
 }
 
@@ -149,7 +102,7 @@ static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, boo
                            const char *why, bool partial)
 {
     uint64_t first = block_of(t, gpa), n = len / t->block_size;
-    if (ok && bits_count(t->stuck, first, n)) {
+    if (ok && bitmap_count(t->stuck, first, n)) {
         ok = false;
         why = "a listener that stopped could not let go of it";
     }
@@ -163,8 +116,8 @@ static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, boo
     }
     /* Runs of blocks that may go: all of them, or those not kept from before. */
     uint64_t end = first + n;
-    for (uint64_t i = partial ? bits_find(t->kept, first, end, false) : first; i < end;) {
-        uint64_t stop = partial ? bits_find(t->kept, i, end, true) : end;
+    for (uint64_t i = partial ? bitmap_find(t->kept, first, end, false) : first; i < end;) {
+        uint64_t stop = partial ? bitmap_find(t->kept, i, end, true) : end;
         set_kept(t, i, stop - i, false);
         char err[256];
         /* The state has already changed; a failure only costs memory (as in Cloud Hypervisor). */
@@ -173,7 +126,7 @@ static void release_memory(struct mm_tracker *t, uint64_t gpa, uint64_t len, boo
             warn("cannot give [%#llx, +%#llx) back to the host: %s",
                  (unsigned long long)gpa_of(t, i), (unsigned long long)((stop - i) * t->block_size),
                  err);
-        i = partial ? bits_find(t->kept, stop, end, false) : end;
+        i = partial ? bitmap_find(t->kept, stop, end, false) : end;
     }
 }
 
@@ -228,7 +181,7 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
         errf(err, errlen, "[%#llx, +%#llx) is not entirely unplugged", (unsigned long long)gpa,
              (unsigned long long)len);
     else if (populate_all(t, gpa, len, err, errlen) == 0) {
-        bits_assign(t->bitmap, first, n, true);
+        bitmap_assign(t->bitmap, first, n, true);
         set_kept(t, first, n, false); /* kept memory is in use again */
         t->nr_plugged += n;
         ret = 0;
@@ -243,7 +196,7 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
  */
 static void unplug_run(struct mm_tracker *t, uint64_t first, uint64_t n)
 {
-    bits_assign(t->bitmap, first, n, false);
+    bitmap_assign(t->bitmap, first, n, false);
     t->nr_plugged -= n;
     discard_until(t, NULL, gpa_of(t, first), n * t->block_size, NULL);
 }
@@ -267,12 +220,12 @@ uint64_t mm_tracker_unplug_all(struct mm_tracker *t)
 {
     uint64_t bytes = 0;
     pthread_mutex_lock(&t->lock);
-    uint64_t i = bits_find(t->bitmap, 0, t->nr_blocks, true);
+    uint64_t i = bitmap_find(t->bitmap, 0, t->nr_blocks, true);
     while (i < t->nr_blocks) {
-        uint64_t end = bits_find(t->bitmap, i, t->nr_blocks, false);
+        uint64_t end = bitmap_find(t->bitmap, i, t->nr_blocks, false);
         unplug_run(t, i, end - i);
         bytes += (end - i) * t->block_size;
-        i = bits_find(t->bitmap, end, t->nr_blocks, true);
+        i = bitmap_find(t->bitmap, end, t->nr_blocks, true);
     }
     pthread_mutex_unlock(&t->lock);
     return bytes;
@@ -285,12 +238,12 @@ static void each_run_of(struct mm_tracker *t, uint64_t limit, bool plugged,
                         bool (*fn)(struct mm_tracker *t, void *ctx, uint64_t gpa, uint64_t len),
                         void *ctx)
 {
-    uint64_t i = bits_find(t->bitmap, 0, limit, plugged);
+    uint64_t i = bitmap_find(t->bitmap, 0, limit, plugged);
     while (i < limit) {
-        uint64_t end = bits_find(t->bitmap, i, limit, !plugged);
+        uint64_t end = bitmap_find(t->bitmap, i, limit, !plugged);
         if (!fn(t, ctx, gpa_of(t, i), (end - i) * t->block_size))
             return;
-        i = bits_find(t->bitmap, end, limit, plugged);
+        i = bitmap_find(t->bitmap, end, limit, plugged);
     }
 }
 
@@ -310,7 +263,7 @@ static void each_run(struct mm_tracker *t, uint64_t limit,
 static void mark_stuck(struct mm_tracker *t, const struct mm_listener *l, uint64_t gpa,
                        uint64_t len, const char *why)
 {
-    bits_assign(t->stuck, block_of(t, gpa), len / t->block_size, true);
+    bitmap_assign(t->stuck, block_of(t, gpa), len / t->block_size, true);
     warn("%s cannot let go of [%#llx, +%#llx) (%s); that memory is never given back", l->name,
          (unsigned long long)gpa, (unsigned long long)len, why);
 }
@@ -413,7 +366,7 @@ bool mm_tracker_accessible(struct mm_tracker *t, uint64_t gpa, uint64_t len)
         return false;
     uint64_t first = block_of(t, gpa), last = block_of(t, gpa + len - 1);
     pthread_mutex_lock(&t->lock);
-    bool ok = bits_find(t->bitmap, first, last + 1, false) == last + 1;
+    bool ok = bitmap_find(t->bitmap, first, last + 1, false) == last + 1;
     pthread_mutex_unlock(&t->lock);
     return ok;
 }

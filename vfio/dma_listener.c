@@ -6,24 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mm/bitmap.h"
 #include "vmm/util.h"
 
 static bool is_mapped(const struct vfio_dma_listener *l, uint64_t block)
 {
-    return l->mapped[block / 64] & (1ULL << (block % 64));
+    return bitmap_test(l->mapped, block);
 }
 
-static void set_mapped(struct vfio_dma_listener *l, uint64_t block, bool mapped)
+/* Mark blocks [first, end) mapped or not, keeping nr_mapped in step. */
+static void set_mapped(struct vfio_dma_listener *l, uint64_t first, uint64_t end, bool mapped)
 {
-    if (mapped == is_mapped(l, block))
-        return;
-    if (mapped) {
-        l->mapped[block / 64] |= 1ULL << (block % 64);
-        l->nr_mapped++;
-    } else {
-        l->mapped[block / 64] &= ~(1ULL << (block % 64));
-        l->nr_mapped--;
-    }
+    uint64_t before = bitmap_count(l->mapped, first, end - first);
+    bitmap_assign(l->mapped, first, end - first, mapped);
+    l->nr_mapped += (mapped ? end - first : 0) - before;
 }
 
 static uint64_t gpa_of(const struct vfio_dma_listener *l, uint64_t block)
@@ -41,20 +37,13 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
                         size_t errlen)
 {
     int ret = 0;
-    for (uint64_t i = first; i < end;) {
-        if (!is_mapped(l, i)) {
-            i++;
-            continue;
-        }
-        uint64_t stop = i;
-        while (stop < end && is_mapped(l, stop))
-            stop++;
+    for (uint64_t i = bitmap_find(l->mapped, first, end, true); i < end;) {
+        uint64_t stop = bitmap_find(l->mapped, i, end, false);
         char why[256];
         l->unmap_calls++;
         if (l->backend.unmap(l->backend.ctx, gpa_of(l, i), (stop - i) * l->block_size, stop - i,
                              why, sizeof(why)) == 0) {
-            for (uint64_t b = i; b < stop; b++)
-                set_mapped(l, b, false);
+            set_mapped(l, i, stop, false);
         } else if (stop - i == 1) {
             if (ret == 0)
                 errf(err, errlen, "%s", why);
@@ -65,7 +54,7 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
                 l->unmap_calls++;
                 if (l->backend.unmap(l->backend.ctx, gpa_of(l, b), l->block_size, 1, why,
                                      sizeof(why)) == 0) {
-                    set_mapped(l, b, false);
+                    set_mapped(l, b, b + 1, false);
                 } else {
                     if (ret == 0)
                         errf(err, errlen, "%s", why);
@@ -73,7 +62,7 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
                 }
             }
         }
-        i = stop;
+        i = bitmap_find(l->mapped, stop, end, true);
     }
     return ret;
 }
@@ -90,7 +79,7 @@ static int dma_populate(struct mm_listener *ml, uint64_t gpa, uint64_t len, char
         l->map_calls++;
         if (l->backend.map(l->backend.ctx, gpa_of(l, b), l->block_size,
                            mm_tracker_hva(l->tracker, gpa_of(l, b)), why, sizeof(why)) == 0) {
-            set_mapped(l, b, true);
+            set_mapped(l, b, b + 1, true);
             continue;
         }
         errf(err, errlen, "%s", why);
@@ -138,7 +127,7 @@ int vfio_dma_listener_start(struct vfio_dma_listener *l, const struct vfio_dma_b
     l->base = tracker->base;
     l->block_size = mm_tracker_block_size(tracker);
     l->nr_blocks = tracker->nr_blocks;
-    l->mapped = calloc((l->nr_blocks + 63) / 64, sizeof(uint64_t));
+    l->mapped = calloc(bitmap_words(l->nr_blocks), sizeof(uint64_t));
     if (!l->mapped)
         return errf(err, errlen, "vfio: no memory for a bitmap of %llu blocks",
                     (unsigned long long)l->nr_blocks);
