@@ -147,8 +147,11 @@ status_field() {
 		ctl status | sed -n 's/.*"boots": *\([0-9]*\).*/\1/p'
 		return
 	fi
-	ctl status | tr '{' '\n' | grep "\"id\": *\"${2:-mem0}\"" |
-		sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+	ctl status | field_of "$1" "${2:-mem0}"
+}
+# field_of FIELD ID: a number of device ID's object in the status JSON on stdin.
+field_of() {
+	tr '{' '\n' | grep "\"id\": *\"$2\"" | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
 }
 status_is() { [ "$(status_field "$1" "${3:-mem0}")" = "$2" ]; }
 
@@ -211,7 +214,7 @@ pinned_is() {
 # dma_mappings is boot RAM's 2 + one per 2 MiB block, dma_avail 65535 - mappings.
 dma_counts_agree() {
 	st=$(ctl status)
-	of() { echo "$st" | tr '{' '\n' | grep "\"id\": *\"$1\"" | sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p"; }
+	of() { echo "$st" | field_of "$2" "$1"; }
 	maps=$(of "$2" dma_mappings)
 	[ "$(of mem0 dma_mapped_bytes)" = $(($1 * MiB)) ] &&
 		[ "$(of "$2" dma_mapped_bytes)" = $(($(vmlck_kb) * 1024)) ] &&
