@@ -57,7 +57,7 @@ zeros64=$(printf '%0128d' 0)
 blocked() {
 	faults_before=$(dmesg | grep -c "DMAR: \[DMA Write.*fault addr $(printf '0x%x' "$1")")
 	guest_run dma-to edu-tool dma-to "$edu_guest" "$(printf '0x%x' "$1")" 64
-	echo "# $2: $(echo "$ran" | grep -v "^RUN-" | head -n 1)"
+	echo "# $2: $(echo "$ran" | grep "EDU-DMA-TO\|edu-tool" | head -n 1)"
 	fault() { [ "$(dmesg | grep -c "DMAR: \[DMA Write.*fault addr $(printf '0x%x' "$1")")" -gt "$faults_before" ]; }
 	check "$2: the test host logged a DMAR fault for $(printf '0x%x' "$1") (waited up to 10 s)" \
 		wait_until 10 fault "$1"
@@ -84,8 +84,8 @@ check "1536M: DMA lands in memory the last resize plugged" \
 
 ctl resize 256M >/dev/null
 vfio_step 256 edu0
-check "256M: the guest has one 256 MiB range at the region's start" \
-	guest_is "$(printf '%x' "$addr")" $((256 * MiB))
+check "256M: the guest has one 256 MiB range at the region's start (waited up to 30 s)" \
+	wait_until 30 guest_is "$(printf '%x' "$addr")" $((256 * MiB))
 blocked $((addr + 1534 * MiB)) "block plugged at 1536M, unplugged by the shrink"
 check "256M: DMA still lands in what stays plugged" \
 	round_trip "$addr" $((addr + 256 * MiB)) "256M round trip"
