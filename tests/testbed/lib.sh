@@ -200,6 +200,16 @@ show_output() {
 	sed 's/^[0-9.]* /# /' "$1"
 }
 
+# end_if_failed: after a check that the rest depends on (the guest booted),
+# stop here if anything failed: show the console, end minivmm (bounded) and
+# finish, instead of running every later wait into the scenario's timeout.
+end_if_failed() {
+	[ "$failures" -eq 0 ] && return 0
+	show_output "$out"
+	vm_exited || kill_vm
+	finish
+}
+
 # --- virtio-mem with VFIO ---
 
 # pinned_is MIB: plugged_size of mem0 is MIB and minivmm's VmLck is boot RAM

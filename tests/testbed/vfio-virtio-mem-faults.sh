@@ -50,6 +50,7 @@ minivmm_up() { vm_pid=$(pidof minivmm | cut -d' ' -f1); [ -n "$vm_pid" ] && [ -S
 check "minivmm runs as the user (waited up to 30 s for its socket)" wait_until 30 minivmm_up
 check "... as uid 1000" [ "$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$vm_pid/status")" = 1000 ]
 check "256M: plugged at boot (waited up to 180 s)" wait_until 180 pinned_is 256
+end_if_failed
 
 # Leave room for 64 MiB more than what is pinned now: a resize to 1 GiB cannot finish.
 low_kb=$((ram_kb + 320 * 1024))

@@ -18,6 +18,7 @@ start_vm nvme-vmem vmem-agent --memory 512M --virtio-mem size=4G,requested=512M 
 	--vfio "$bdf,id=nvme"
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted (waited up to ${GUEST_TIMEOUT}s for BOOTED)" wait_until "$GUEST_TIMEOUT" booted
+end_if_failed
 vfio_step 512 nvme
 guest_run disk 'i=0; while [ ! -b /dev/nvme0n1 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done; ls /dev/nvme0n1'
 has_disk() { echo "$ran" | grep -q '^/dev/nvme0n1'; }

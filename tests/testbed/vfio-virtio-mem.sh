@@ -24,6 +24,7 @@ start_vm vmem-edu vmem-agent --memory 512M --virtio-mem size=4G,requested=512M \
 	--vfio "$bdf,id=edu0" --verbose
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted (waited up to ${GUEST_TIMEOUT}s for BOOTED)" wait_until "$GUEST_TIMEOUT" booted
+end_if_failed
 addr=$(status_field addr)
 # The host address of the region, from minivmm's --verbose start-up line.
 hva=$(sed -n 's/.*virtio-mem mem0: region .* at host address \(0x[0-9a-f]*\),.*/\1/p' "$out")
