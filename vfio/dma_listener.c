@@ -41,8 +41,8 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
         uint64_t stop = bitmap_find(l->mapped, i, end, false);
         char why[256];
         l->unmap_calls++;
-        if (l->backend.unmap(l->backend.ctx, gpa_of(l, i), (stop - i) * l->block_size, stop - i,
-                             why, sizeof(why)) == 0) {
+        if (vfio_iommu_unmap(l->iommu, gpa_of(l, i), (stop - i) * l->block_size, stop - i, why,
+                             sizeof(why)) == 0) {
             set_mapped(l, i, stop, false);
         } else if (stop - i == 1) {
             if (ret == 0)
@@ -52,8 +52,8 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
             /* Try each block alone: what can go, goes; the bitmap says what stays. */
             for (uint64_t b = i; b < stop; b++) {
                 l->unmap_calls++;
-                if (l->backend.unmap(l->backend.ctx, gpa_of(l, b), l->block_size, 1, why,
-                                     sizeof(why)) == 0) {
+                if (vfio_iommu_unmap(l->iommu, gpa_of(l, b), l->block_size, 1, why, sizeof(why)) ==
+                    0) {
                     set_mapped(l, b, b + 1, false);
                 } else {
                     if (ret == 0)
@@ -77,7 +77,7 @@ static int dma_populate(struct mm_listener *ml, uint64_t gpa, uint64_t len, char
             continue; /* kept from a failed unmap: still the same memory, still mapped */
         char why[256];
         l->map_calls++;
-        if (l->backend.map(l->backend.ctx, gpa_of(l, b), l->block_size,
+        if (vfio_iommu_map(l->iommu, gpa_of(l, b), l->block_size,
                            mm_tracker_hva(l->tracker, gpa_of(l, b)), why, sizeof(why)) == 0) {
             set_mapped(l, b, b + 1, true);
             continue;
@@ -115,14 +115,14 @@ static const struct mm_listener_ops dma_listener_ops = {
     .held_bytes = dma_held_bytes,
 };
 
-int vfio_dma_listener_start(struct vfio_dma_listener *l, const struct vfio_dma_backend *backend,
+int vfio_dma_listener_start(struct vfio_dma_listener *l, struct vfio_iommu *iommu,
                             struct mm_tracker *tracker, char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
     l->listener.ops = &dma_listener_ops;
     l->listener.name = "vfio dma";
     l->listener.status_key = "dma_mapped_bytes";
-    l->backend = *backend;
+    l->iommu = iommu;
     l->tracker = tracker;
     l->base = tracker->base;
     l->block_size = mm_tracker_block_size(tracker);

@@ -15,17 +15,22 @@
  *                     fails too it answers MM_POPULATE_KEPT, so the tracker
  *                     keeps the memory.
  *   discard(range)  - one UNMAP_DMA per contiguous run of mapped blocks,
- *                     before the memory is discarded.  Type1 cannot split
- *                     a mapping, so each block is its own mapping and any
- *                     run of them can go in one call.  If an unmap fails the
- *                     block stays mapped (the bitmap below says so) and the
- *                     tracker keeps the memory instead of discarding it.
+ *                     before the memory is discarded.  Neither type1 nor
+ *                     iommufd can split a mapping, so each block is its
+ *                     own mapping and any run of them can go in one call.
+ *                     If a run's unmap fails, its blocks are unmapped one by
+ *                     one (a failed iommufd unmap may have removed some of
+ *                     them).  A block whose unmap fails stays mapped (the
+ *                     bitmap below says so) and the tracker keeps its
+ *                     memory instead of discarding it.
  * Its bitmap of mapped blocks is the authority on what is mapped
  * (virtio-mem-and-vfio.md §5.7): it only ever unmaps exact runs of blocks it
  * mapped, and never infers state from the kernel's error codes.
  *
- * The backend (the container, or a fake in the unit tests) does the
- * mapping.  Calls come with the tracker's lock held, on the thread that
+ * The IOMMU backend (vfio/iommu.h: type1 or iommufd, or a fake in the unit
+ * tests) does the mapping; the rules above hold for both, since they keep
+ * to what both allow: one mapping per block, unmaps of exact runs of whole
+ * mappings.  Calls come with the tracker's lock held, on the thread that
  * plugs (the main thread).
  */
 #ifndef MINIVMM_VFIO_DMA_LISTENER_H
@@ -35,19 +40,11 @@
 #include <stdint.h>
 
 #include "mm/tracker.h"
-
-/* How to map and unmap (vfio/container.c for type1v2). */
-struct vfio_dma_backend {
-    /* Map [iova, iova + size) to hva, one mapping.  0, or -1 with err and errno set. */
-    int (*map)(void *ctx, uint64_t iova, uint64_t size, void *hva, char *err, size_t errlen);
-    /* Unmap [iova, iova + size), exactly nr whole mappings.  0, or -1 with err. */
-    int (*unmap)(void *ctx, uint64_t iova, uint64_t size, uint64_t nr, char *err, size_t errlen);
-    void *ctx;
-};
+#include "vfio/iommu.h"
 
 struct vfio_dma_listener {
     struct mm_listener listener;
-    struct vfio_dma_backend backend;
+    struct vfio_iommu *iommu;
     struct mm_tracker *tracker;
     uint64_t base, block_size, nr_blocks;
     uint64_t *mapped;   /* bit n set: block n is DMA-mapped */
@@ -60,7 +57,7 @@ struct vfio_dma_listener {
  * is plugged already).  Start-up, main thread, after the region's guard was
  * registered.  Returns 0, or -1 with err.
  */
-int vfio_dma_listener_start(struct vfio_dma_listener *l, const struct vfio_dma_backend *backend,
+int vfio_dma_listener_start(struct vfio_dma_listener *l, struct vfio_iommu *iommu,
                             struct mm_tracker *tracker, char *err, size_t errlen);
 
 /* Unregister (unmapping everything plugged) and free the state. */

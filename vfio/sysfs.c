@@ -147,3 +147,21 @@ int vfio_sysfs_check(const char *sysfs, const char *bdf, int *group, char *err, 
         *group = (int)g;
     return rc;
 }
+
+int vfio_sysfs_cdev(const char *sysfs, const char *bdf, char *name, size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/vfio-dev", sysfs, bdf);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    int rc = -1;
+    while (rc < 0 && (e = readdir(d)))
+        if (strncmp(e->d_name, "vfio", 4) == 0 && strlen(e->d_name) < len) {
+            memcpy(name, e->d_name, strlen(e->d_name) + 1);
+            rc = 0;
+        }
+    closedir(d);
+    return rc;
+}

@@ -31,4 +31,12 @@ int vfio_parse_bdf(const char *s, char out[VFIO_BDF_LEN], char *err, size_t errl
  */
 int vfio_sysfs_check(const char *sysfs, const char *bdf, int *group, char *err, size_t errlen);
 
+/*
+ * The name of the device's VFIO cdev ("vfio0": /dev/vfio/devices/vfio0),
+ * from sysfs/bus/pci/devices/BDF/vfio-dev/ (a kernel with
+ * CONFIG_VFIO_DEVICE_CDEV and the device bound to vfio-pci).  0, or -1 if
+ * there is none.
+ */
+int vfio_sysfs_cdev(const char *sysfs, const char *bdf, char *name, size_t len);
+
 #endif

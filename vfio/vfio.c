@@ -1,7 +1,9 @@
-/* vfio.c - the VM's passthrough devices, their container and boot RAM's mappings; see vfio.h. */
+/* vfio.c - the VM's passthrough devices, their IOMMU backend and boot RAM's mappings; see vfio.h.
+ */
 #include "vfio/vfio.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,8 @@
 #include "devices/host.h"
 #include "devices/pci.h"
 #include "mm/memmap.h"
+#include "vfio/iommufd.h"
+#include "vfio/type1.h"
 #include "vmm/json.h"
 #include "vmm/util.h"
 
@@ -44,23 +48,85 @@ int vfio_parse_option(const char *arg, unsigned index, struct vfio_options *o, c
             snprintf(o->id, sizeof(o->id), "%s", id);
         } else if (strcmp(tok, "rom=on") == 0 || strcmp(tok, "rom=off") == 0) {
             o->rom = tok[5] == 'n';
+        } else if (strncmp(tok, "iommu=", 6) == 0) {
+            const char *k = tok + 6;
+            if (strcmp(k, "auto") == 0)
+                o->iommu = VFIO_IOMMU_AUTO;
+            else if (strcmp(k, "type1") == 0)
+                o->iommu = VFIO_IOMMU_TYPE1;
+            else if (strcmp(k, "iommufd") == 0)
+                o->iommu = VFIO_IOMMU_IOMMUFD;
+            else
+                return errf(err, errlen, "--vfio %s: iommu= takes type1, iommufd or auto, not '%s'",
+                            arg, k);
         } else {
             return errf(err, errlen,
-                        "--vfio %s: unknown option '%s' (the options are id=NAME and rom=on|off)",
+                        "--vfio %s: unknown option '%s' (the options are id=NAME, rom=on|off "
+                        "and iommu=type1|iommufd|auto)",
                         arg, tok);
         }
     }
     return 0;
 }
 
+const char *vfio_iommu_kind_name(enum vfio_iommu_kind k)
+{
+    return k == VFIO_IOMMU_TYPE1 ? "type1" : k == VFIO_IOMMU_IOMMUFD ? "iommufd" : "auto";
+}
+
+/* Does the device have a VFIO cdev that this host's /dev shows? */
+static bool has_cdev(const char *sysfs, const char *dev, const char *bdf)
+{
+    char name[32], path[PATH_MAX];
+    if (vfio_sysfs_cdev(sysfs, bdf, name, sizeof(name)) < 0)
+        return false;
+    snprintf(path, sizeof(path), "%s/vfio/devices/%s", dev, name);
+    return access(path, F_OK) == 0;
+}
+
+int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *sysfs,
+                      const char *dev, enum vfio_iommu_kind *kind, const char **why, char *err,
+                      size_t errlen)
+{
+    const struct vfio_options *chosen = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        if (opts[i].iommu == VFIO_IOMMU_AUTO)
+            continue;
+        if (chosen && chosen->iommu != opts[i].iommu)
+            return errf(err, errlen,
+                        "--vfio: %s asks for iommu=%s and %s for iommu=%s, but the devices of a "
+                        "VM share one IOMMU backend (memory is mapped once for all); give them "
+                        "the same iommu=",
+                        chosen->bdf, vfio_iommu_kind_name(chosen->iommu), opts[i].bdf,
+                        vfio_iommu_kind_name(opts[i].iommu));
+        chosen = &opts[i];
+    }
+    if (chosen) {
+        *kind = chosen->iommu;
+        *why = "asked for";
+        return 0;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/iommu", dev);
+    *kind = VFIO_IOMMU_TYPE1;
+    if (access(path, F_OK) < 0) {
+        *why = "auto: the host has no /dev/iommu";
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (!has_cdev(sysfs, dev, opts[i].bdf)) {
+            *why = "auto: a device has no VFIO cdev under /dev/vfio/devices";
+            return 0;
+        }
+    *kind = VFIO_IOMMU_IOMMUFD;
+    *why = "auto: the host has /dev/iommu and every device a VFIO cdev";
+    return 0;
+}
+
 static int vfio_attach(struct device *dev, int vm_fd, char *err, size_t errlen)
 {
     struct vfio *v = container_of(dev, struct vfio, dev);
-    if (v->container.kvm_dev_fd >= 0) {
-        close(v->container.kvm_dev_fd); /* it belonged to the previous boot's VM */
-        v->container.kvm_dev_fd = -1;
-    }
-    return vfio_container_attach_kvm(&v->container, vm_fd, err, errlen);
+    return vfio_iommu_attach_kvm(v->iommu, vm_fd, err, errlen);
 }
 
 /* At exit, newest device first: the regions' trackers still exist. */
@@ -79,12 +145,13 @@ static const struct device_ops vfio_container_dev_ops = {
 
 int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char *err, size_t errlen)
 {
+    const char *sysfs = v->sysfs ? v->sysfs : "/sys",
+               *dev_root = v->dev_root ? v->dev_root : "/dev";
     memset(v, 0, sizeof(*v));
-    v->container.fd = -1;
     v->opts = opts;
     v->nr = n;
-    if (!v->sysfs)
-        v->sysfs = "/sys";
+    v->sysfs = sysfs;
+    v->dev_root = dev_root;
     for (unsigned i = 0; i < n; i++) {
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(opts[i].bdf, opts[j].bdf) == 0)
@@ -98,12 +165,17 @@ int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char 
         if (vfio_sysfs_check(v->sysfs, opts[i].bdf, &v->group[i], err, errlen) < 0)
             return -1;
     }
-    if (vfio_container_open(&v->container, err, errlen) < 0)
+    enum vfio_iommu_kind kind;
+    const char *why;
+    if (vfio_choose_iommu(opts, n, v->sysfs, v->dev_root, &kind, &why, err, errlen) < 0)
+        return -1;
+    debug("vfio: IOMMU backend %s (%s)", vfio_iommu_kind_name(kind), why);
+    if ((kind == VFIO_IOMMU_IOMMUFD ? vfio_iommufd_open(&v->iommu, v->sysfs, err, errlen)
+                                    : vfio_type1_open(&v->iommu, err, errlen)) < 0)
         return -1;
     for (unsigned i = 0; i < n; i++) {
-        v->group_index[i] =
-            vfio_container_add_group(&v->container, v->group[i], opts[i].bdf, err, errlen);
-        if (v->group_index[i] < 0)
+        v->device_fd[i] = vfio_iommu_add_device(v->iommu, opts[i].bdf, v->group[i], err, errlen);
+        if (v->device_fd[i] < 0)
             return -1;
     }
     return 0;
@@ -141,23 +213,11 @@ bool vfio_memlock_ok(uint64_t pinned, uint64_t *limit)
 
 void vfio_limit_map(struct vfio *v, struct mm_map *map)
 {
-    const struct vfio_container *c = &v->container;
+    const struct vfio_iommu_limits *l = &v->iommu->limits;
     map->nr_dma_spans = 0;
-    for (unsigned i = 0; i < c->nr_ranges && i < MM_MAX_DMA_SPANS; i++)
+    for (unsigned i = 0; i < l->nr_ranges && i < MM_MAX_DMA_SPANS; i++)
         map->dma_spans[map->nr_dma_spans++] =
-            (struct mm_span){.first = c->ranges[i].start, .last = c->ranges[i].end};
-}
-
-/* "0x0-0xfedfffff, 0xfef00000-0x7fffffffff" */
-static const char *iova_ranges_text(const struct vfio_container *c, char *buf, size_t len)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (unsigned i = 0; i < c->nr_ranges && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%#llx-%#llx", i ? ", " : "",
-                                (unsigned long long)c->ranges[i].start,
-                                (unsigned long long)c->ranges[i].end);
-    return buf;
+            (struct mm_span){.first = l->ranges[i].start, .last = l->ranges[i].end};
 }
 
 /* limit and need as text that tells them apart ("2.5 GiB" twice would not). */
@@ -175,33 +235,33 @@ static void format_two_sizes(uint64_t limit, uint64_t need, char *a, char *b, si
 static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_dma_plan *plan,
                           uint64_t *pinned_worst, char *err, size_t errlen)
 {
-    const struct vfio_container *c = &v->container;
+    const struct vfio_iommu_limits *l = &v->iommu->limits;
     char a[32], b[32], ranges[256];
     uint64_t ram = 0, regions = 0;
-    uint64_t min_page = c->iova_pgsizes ? c->iova_pgsizes & -c->iova_pgsizes : 4096;
+    uint64_t min_page = l->min_page;
     memset(plan, 0, sizeof(*plan));
     for (unsigned i = 0; i < map->nr_regions; i++) {
         const struct mm_region *r = &map->regions[i];
         if (r->type == MM_REGION_RAM) {
-            if (!vfio_iova_ok(c, r->gpa, r->size))
+            if (!vfio_iova_ok(l, r->gpa, r->size))
                 return errf(err, errlen,
                             "--vfio: guest RAM at %#llx-%#llx lies outside the IOVA ranges this "
                             "host's IOMMU can map (%s); use a smaller --memory",
                             (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size - 1),
-                            iova_ranges_text(c, ranges, sizeof(ranges)));
+                            vfio_iova_ranges_text(l, ranges, sizeof(ranges)));
             plan->ram_mappings++;
             ram += r->size;
             continue;
         }
         if (!r->tracker)
             continue;
-        if (!vfio_iova_ok(c, r->gpa, r->size))
+        if (!vfio_iova_ok(l, r->gpa, r->size))
             return errf(err, errlen,
                         "--vfio: %s at %#llx-%#llx lies outside the IOVA ranges this host's "
                         "IOMMU can map (%s); give it an addr= inside them, or none",
                         r->name, (unsigned long long)r->gpa,
                         (unsigned long long)(r->gpa + r->size - 1),
-                        iova_ranges_text(c, ranges, sizeof(ranges)));
+                        vfio_iova_ranges_text(l, ranges, sizeof(ranges)));
         uint64_t block = mm_tracker_block_size(r->tracker);
         if (block < min_page)
             return errf(err, errlen,
@@ -217,9 +277,10 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
         plan->block_size[plan->nr_regions++] = block;
         regions += r->size;
     }
-    uint64_t avail = c->have_dma_avail ? c->dma_avail : VFIO_DMA_DEFAULT_LIMIT;
+    /* Only type1 limits the number of mappings. */
+    uint64_t avail = l->max_mappings;
     uint64_t need = vfio_dma_entries(plan, 0);
-    if (need > avail) {
+    if (avail && need > avail) {
         uint64_t fit = vfio_dma_suggest_block(plan, avail);
         char hint[96] = "";
         if (fit)
@@ -229,7 +290,8 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
         return errf(err, errlen,
                     "--vfio: fully plugged, the virtio-mem regions and boot RAM need %llu DMA "
                     "mappings (one per block, %u spare) but the IOMMU allows %llu; %sraise "
-                    "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit to %llu",
+                    "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit to %llu, or use "
+                    "iommu=iommufd (no such limit) on a kernel that has it",
                     (unsigned long long)need, VFIO_DMA_HEADROOM, (unsigned long long)avail, hint,
                     (unsigned long long)need);
     }
@@ -238,17 +300,21 @@ static int check_dma_plan(struct vfio *v, const struct mm_map *map, struct vfio_
     if (!vfio_memlock_ok(*pinned_worst, &limit)) {
         char need_s[32];
         format_two_sizes(limit, *pinned_worst, a, need_s, sizeof(need_s));
+        /* iommufd's default: every process of the user that pins draws on the same limit. */
+        const char *scope = l->memlock_per_user ? "; iommufd counts it per user, so memory other "
+                                                  "processes of this user pin counts too"
+                                                : "";
         if (regions)
             return errf(err, errlen,
                         "RLIMIT_MEMLOCK %s is below the %s that --vfio may have to pin (boot RAM "
                         "%s and every virtio-mem region fully plugged); raise it with ulimit -l "
-                        "%llu (or more), or give minivmm CAP_IPC_LOCK",
+                        "%llu (or more), or give minivmm CAP_IPC_LOCK%s",
                         a, need_s, format_size(ram, b, sizeof(b)),
-                        (unsigned long long)((*pinned_worst + 1023) / 1024));
+                        (unsigned long long)((*pinned_worst + 1023) / 1024), scope);
         return errf(err, errlen,
                     "RLIMIT_MEMLOCK %s is below the %s of boot RAM that --vfio must pin; raise it "
-                    "with ulimit -l %llu (or more), or give minivmm CAP_IPC_LOCK",
-                    a, need_s, (unsigned long long)((*pinned_worst + 1023) / 1024));
+                    "with ulimit -l %llu (or more), or give minivmm CAP_IPC_LOCK%s",
+                    a, need_s, (unsigned long long)((*pinned_worst + 1023) / 1024), scope);
     }
     return 0;
 }
@@ -267,25 +333,24 @@ int vfio_setup_dma(struct vfio *v, const struct mm_map *map, bool *user_error, c
         if (r->type != MM_REGION_RAM)
             continue;
         char why[256];
-        if (vfio_dma_map(&v->container, r->gpa, r->size, r->hva, why, sizeof(why)) < 0) {
+        if (vfio_iommu_map(v->iommu, r->gpa, r->size, r->hva, why, sizeof(why)) < 0) {
             *user_error = errno == ENOMEM;
             return errf(err, errlen, "--vfio: mapping boot RAM for DMA: %s", why);
         }
     }
     /* Each tracked region is mapped block by block while plugged, after its guard opened it. */
-    struct vfio_dma_backend backend = vfio_container_backend(&v->container);
     for (unsigned i = 0; i < map->nr_regions; i++) {
         struct mm_tracker *t = map->regions[i].tracker;
         if (!t)
             continue;
         char why[256];
-        if (vfio_dma_listener_start(&v->dma[v->nr_dma], &backend, t, why, sizeof(why)) < 0)
+        if (vfio_dma_listener_start(&v->dma[v->nr_dma], v->iommu, t, why, sizeof(why)) < 0)
             return errf(err, errlen, "--vfio: %s: %s", map->regions[i].name, why);
         v->nr_dma++;
     }
-    debug("vfio: %u mappings of boot RAM; %u virtio-mem regions mapped while plugged; up to %llu "
-          "bytes pinned",
-          (unsigned)v->container.mappings, v->nr_dma, (unsigned long long)worst);
+    debug("vfio: %u mappings of boot RAM (%s); %u virtio-mem regions mapped while plugged; up to "
+          "%llu bytes pinned",
+          (unsigned)v->iommu->mappings, v->iommu->ops->name, v->nr_dma, (unsigned long long)worst);
     return 0;
 }
 
@@ -296,9 +361,8 @@ int vfio_create_devices(struct vfio *v, const struct dev_host *h, struct pci_hos
     v->dev.ops = &vfio_container_dev_ops;
     dev_host_add_device(h, &v->dev);
     for (unsigned i = 0; i < v->nr; i++) {
-        v->devices[i] =
-            vfio_pci_create(h, pci, &v->container, (unsigned)v->group_index[i], v->opts[i].id,
-                            v->opts[i].bdf, v->group[i], v->opts[i].rom, err, errlen);
+        v->devices[i] = vfio_pci_create(h, pci, v->iommu, v->device_fd[i], v->opts[i].id,
+                                        v->opts[i].bdf, v->group[i], v->opts[i].rom, err, errlen);
         if (!v->devices[i])
             return -1;
     }
@@ -317,6 +381,7 @@ void vfio_status(struct vfio *v, struct json *j)
 
 void vfio_close(struct vfio *v)
 {
-    if (v->container.fd >= 0)
-        vfio_container_close(&v->container);
+    if (v->iommu)
+        vfio_iommu_close(v->iommu);
+    v->iommu = NULL;
 }

@@ -14,7 +14,7 @@
 #include "devices/host.h"
 #include "devices/irq_routes.h"
 #include "mm/memmap.h"
-#include "vfio/container.h"
+#include "vfio/iommu.h"
 #include "vmm/json.h"
 #include "vmm/util.h"
 
@@ -482,7 +482,6 @@ static void vfio_pci_destroy(struct device *dev)
     for (unsigned i = 0; i < d->nr_vectors; i++)
         if (d->vectors[i].eventfd >= 0)
             close(d->vectors[i].eventfd);
-    close(d->fd);
     pthread_mutex_destroy(&d->irq_lock);
     free(d->vectors);
     free(d->msix_table);
@@ -584,8 +583,8 @@ static enum pci_bar_kind bar_kind(uint32_t reg, bool *prefetch)
 }
 
 struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
-                                 struct vfio_container *c, unsigned group_index, const char *id,
-                                 const char *bdf, int group, bool rom, char *err, size_t errlen)
+                                 struct vfio_iommu *iommu, int fd, const char *id, const char *bdf,
+                                 int group, bool rom, char *err, size_t errlen)
 {
     struct vfio_pci *d = xzalloc(sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s", id);
@@ -593,15 +592,11 @@ struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
     d->group = group;
     d->host = h;
     d->pci = pci;
-    d->container = c;
+    d->iommu = iommu;
+    d->fd = fd;
     d->vm_fd = -1;
     d->intx_trigger = d->intx_unmask = -1;
     pthread_mutex_init(&d->irq_lock, NULL);
-    d->fd = vfio_container_device_fd(c, group_index, bdf, err, errlen);
-    if (d->fd < 0) {
-        free(d);
-        return NULL;
-    }
     struct vfio_device_info info = {.argsz = sizeof(info)};
     if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &info) < 0 || !(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
         info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -731,7 +726,6 @@ struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
           d->irq_count[VFIO_PCI_MSIX_IRQ_INDEX]);
     return d;
 fail:
-    close(d->fd);
     free(d->vectors);
     free(d->msix_table);
     free(d);
@@ -740,19 +734,11 @@ fail:
 
 void vfio_pci_status(struct vfio_pci *d, struct json *j)
 {
-    struct vfio_container *c = d->container;
     json_object_begin(j);
     json_kv_string(j, "id", d->id);
     json_kv_string(j, "bdf", d->bdf);
     json_kv_u64(j, "iommu_group", (uint64_t)d->group);
-    json_kv_string(j, "iommu", "type1");
-    pthread_mutex_lock(&c->lock);
-    json_kv_u64(j, "dma_mappings", c->mappings);
-    json_kv_u64(j, "dma_mapped_bytes", c->mapped_bytes);
-    pthread_mutex_unlock(&c->lock);
-    uint32_t avail;
-    if (vfio_container_read_dma_avail(c, &avail)) /* as the kernel counts it, now */
-        json_kv_u64(j, "dma_avail", avail);
+    vfio_iommu_status(d->iommu, j); /* the address space all devices share */
     pthread_mutex_lock(&d->irq_lock);
     json_kv_string(j, "irq", vfio_irq_mode_name(d->mode));
     json_kv_u64(j, "irq_vectors", d->nr_vectors);

@@ -40,7 +40,7 @@
 #include "vfio/sysfs.h"
 
 struct dev_host;
-struct vfio_container;
+struct vfio_iommu;
 struct json;
 
 #define VFIO_ID_MAX    32
@@ -77,9 +77,9 @@ struct vfio_pci {
     int group;
     const struct dev_host *host;
     struct pci_host *pci;
-    struct vfio_container *container;
-    int fd;
-    uint32_t dev_flags; /* VFIO_DEVICE_FLAGS_* */
+    struct vfio_iommu *iommu; /* for status */
+    int fd;                   /* the VFIO device fd, owned by the IOMMU backend */
+    uint32_t dev_flags;       /* VFIO_DEVICE_FLAGS_* */
     struct vfio_region bars[PCI_NUM_BARS];
     struct vfio_region rom; /* read with pread while shown (rom=on); size 0 otherwise */
     struct vfio_region config;
@@ -98,15 +98,15 @@ struct vfio_pci {
 };
 
 /*
- * Open bdf (its group is groups[group_index] of the container), read its
+ * Take bdf (its VFIO device fd came from vfio_iommu_add_device), read its
  * regions and interrupts, put it on the PCI host and map its BARs.  With rom,
  * the device's expansion ROM is shown to the guest (read-only, trapped).
  * Returns the device (already added to the VM through the host), or NULL
  * with a one-line reason in err.
  */
 struct vfio_pci *vfio_pci_create(const struct dev_host *h, struct pci_host *pci,
-                                 struct vfio_container *c, unsigned group_index, const char *id,
-                                 const char *bdf, int group, bool rom, char *err, size_t errlen);
+                                 struct vfio_iommu *iommu, int fd, const char *id, const char *bdf,
+                                 int group, bool rom, char *err, size_t errlen);
 
 /* The status object of the control socket: {"id", "bdf", ...}. */
 void vfio_pci_status(struct vfio_pci *d, struct json *j);

@@ -350,7 +350,6 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
 
     load_boot_files(vm);
     irq_routes_init(&vm->routes);
-    vm->vfio.container.fd = -1;
     /* Passthrough devices are checked and their groups opened before KVM is touched. */
     if (cfg->nr_vfio && vfio_open(&vm->vfio, cfg->vfio, cfg->nr_vfio, err, sizeof(err)) < 0)
         die_usage("%s", err);

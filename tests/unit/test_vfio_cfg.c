@@ -423,8 +423,21 @@ static void test_parse_option(void **state)
     assert_int_equal(vfio_parse_option("00:03.0,rom=off", 0, &o, err, sizeof(err)), 0);
     assert_false(o.rom);
     assert_int_equal(vfio_parse_option("00:03.0,rom=yes", 0, &o, err, sizeof(err)), -1);
-    assert_non_null(
-        strstr(err, "unknown option 'rom=yes' (the options are id=NAME and rom=on|off)"));
+    assert_non_null(strstr(err, "unknown option 'rom=yes' (the options are id=NAME, rom=on|off "
+                                "and iommu=type1|iommufd|auto)"));
+    /* iommu=: auto unless given. */
+    assert_int_equal(vfio_parse_option("00:03.0", 0, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.iommu, VFIO_IOMMU_AUTO);
+    assert_int_equal(vfio_parse_option("00:03.0,iommu=iommufd", 0, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.iommu, VFIO_IOMMU_IOMMUFD);
+    assert_int_equal(vfio_parse_option("00:03.0,iommu=type1,id=x", 0, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.iommu, VFIO_IOMMU_TYPE1);
+    assert_string_equal(o.id, "x");
+    assert_int_equal(vfio_parse_option("00:03.0,iommu=auto", 0, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.iommu, VFIO_IOMMU_AUTO);
+    assert_int_equal(vfio_parse_option("00:03.0,iommu=vfio", 0, &o, err, sizeof(err)), -1);
+    assert_string_equal(err, "--vfio 00:03.0,iommu=vfio: iommu= takes type1, iommufd or auto, "
+                             "not 'vfio'");
     assert_int_equal(vfio_parse_option("00:03.0,foo=1", 0, &o, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "unknown option"));
     assert_int_equal(vfio_parse_option("00:03.0,id=", 0, &o, err, sizeof(err)), -1);
@@ -542,6 +555,96 @@ static void test_sysfs_checks(void **state)
     assert_non_null(strstr(err, "intel_iommu=on"));
 }
 
+/* ---- which IOMMU backend: iommu= choices, and auto on a fake sysfs and /dev ---- */
+
+/* A VFIO cdev for bdf: in sysfs (vfio-dev/NAME) and, with dev, as dev/vfio/devices/NAME. */
+static void fake_cdev(const char *bdf, const char *name, bool dev)
+{
+    mk("sys/bus/pci/devices/%s/vfio-dev/%s", bdf, name);
+    if (dev)
+        mk("dev/vfio/devices/%s", name);
+}
+
+static enum vfio_iommu_kind choose(struct vfio_options *o, unsigned n, const char **why, int *rc,
+                                   char *err, size_t errlen)
+{
+    char sys[128], dev[128];
+    snprintf(sys, sizeof(sys), "%s/sys", root);
+    snprintf(dev, sizeof(dev), "%s/dev", root);
+    enum vfio_iommu_kind k = VFIO_IOMMU_AUTO;
+    *rc = vfio_choose_iommu(o, n, sys, dev, &k, why, err, errlen);
+    return k;
+}
+
+static void test_choose_iommu(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    const char *why = "";
+    int rc;
+    struct vfio_options o[2];
+    assert_int_equal(vfio_parse_option("00:03.0", 0, &o[0], err, sizeof(err)), 0);
+    assert_int_equal(vfio_parse_option("00:04.0", 1, &o[1], err, sizeof(err)), 0);
+
+    /* A host without /dev/iommu (the Debian kernels): type1. */
+    mk("sys/bus/pci/devices/0000:00:03.0");
+    mk("sys/bus/pci/devices/0000:00:04.0");
+    mk("dev/vfio");
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(why, "no /dev/iommu"));
+
+    /* /dev/iommu, but devices without cdevs (no CONFIG_VFIO_DEVICE_CDEV): type1. */
+    mk("dev/iommu");
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
+    assert_non_null(strstr(why, "no VFIO cdev"));
+    /* One of the two has one; one in sysfs only (no /dev node) does not count. */
+    fake_cdev("0000:00:03.0", "vfio0", true);
+    fake_cdev("0000:00:04.0", "vfio1", false);
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
+    /* Both: iommufd. */
+    fake_cdev("0000:00:04.0", "vfio1", true);
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_IOMMUFD);
+    assert_non_null(strstr(why, "every device a VFIO cdev"));
+
+    /* An explicit choice wins over auto, for every device. */
+    o[1].iommu = VFIO_IOMMU_TYPE1;
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
+    assert_string_equal(why, "asked for");
+    /* Two explicit choices must agree: one address space for all devices. */
+    o[0].iommu = VFIO_IOMMU_IOMMUFD;
+    choose(o, 2, &why, &rc, err, sizeof(err));
+    assert_int_equal(rc, -1);
+    assert_string_equal(err, "--vfio: 0000:00:03.0 asks for iommu=iommufd and 0000:00:04.0 for "
+                             "iommu=type1, but the devices of a VM share one IOMMU backend "
+                             "(memory is mapped once for all); give them the same iommu=");
+    o[1].iommu = VFIO_IOMMU_IOMMUFD;
+    assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_IOMMUFD);
+    assert_int_equal(rc, 0);
+    /* iommu=iommufd is taken as asked even where the host lacks it: opening it says why. */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/dev/iommu", root);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(choose(o, 1, &why, &rc, err, sizeof(err)), VFIO_IOMMU_IOMMUFD);
+    o[0].iommu = VFIO_IOMMU_AUTO;
+    assert_int_equal(choose(o, 1, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
+}
+
+static void test_sysfs_cdev(void **state)
+{
+    (void)state;
+    char name[32] = "";
+    char sys[128];
+    snprintf(sys, sizeof(sys), "%s/sys", root);
+    mk("sys/bus/pci/devices/0000:00:03.0");
+    assert_int_equal(vfio_sysfs_cdev(sys, "0000:00:03.0", name, sizeof(name)), -1);
+    fake_cdev("0000:00:03.0", "vfio12", false);
+    assert_int_equal(vfio_sysfs_cdev(sys, "0000:00:03.0", name, sizeof(name)), 0);
+    assert_string_equal(name, "vfio12");
+    /* A name that does not fit is not cut short. */
+    assert_int_equal(vfio_sysfs_cdev(sys, "0000:00:03.0", name, 6), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +661,8 @@ int main(void)
         cmocka_unit_test(test_parse_bdf),
         cmocka_unit_test(test_parse_option),
         cmocka_unit_test_setup_teardown(test_sysfs_checks, sysfs_setup, sysfs_teardown),
+        cmocka_unit_test_setup_teardown(test_choose_iommu, sysfs_setup, sysfs_teardown),
+        cmocka_unit_test_setup_teardown(test_sysfs_cdev, sysfs_setup, sysfs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,31 +1,41 @@
 /*
  * Unit tests for VFIO DMA mappings that follow a sparse region
- * (vfio/dma_listener.c) and for the type1 DMA entry arithmetic
- * (vfio/dma_limits.c).
+ * (vfio/dma_listener.c) on both IOMMU backends (vfio/type1.c,
+ * vfio/iommufd.c, behind vfio/iommu.h), and for the type1 DMA entry
+ * arithmetic (vfio/dma_limits.c).
  *
  * The listener runs on a real tracker (mm/tracker.c) with real host memory
  * (an anonymous mm_backing of NR_BLOCKS blocks at BASE), behind a real memory
  * guard registered first, as virtio-mem does (mm/guard.c), so the order
  * guard -> vfio on populate and vfio -> guard -> discard on unplug is the
- * real one.
+ * real one.  It maps through a real backend (type1 or iommufd, with their
+ * own error handling and counting) whose ioctls reach a fake kernel instead
+ * of /dev/vfio/vfio or /dev/iommu.  Every listener test runs on both.
  *
- * The backend is a fake type1v2 container that follows the kernel's rules
- * (virtio-mem-and-vfio.md §5.3-§5.5, §5.7):
- *   map    one mapping {iova, size, hva} per call; EINVAL for a zero or
- *          misaligned size; EEXIST if it overlaps a mapping; ENOSPC once
- *          entry_limit mappings exist (dma_entry_limit); ENOMEM for the
- *          fail_map_in-th map from now (RLIMIT_MEMLOCK exhausted).
- *   unmap  EINVAL, changing nothing, if a mapping straddles either end of
- *          [iova, iova + size) (type1 cannot split); otherwise removes every
- *          mapping wholly inside and counts their bytes.  Like the real
- *          container (vfio_dma_unmap) it fails with EIO if those bytes are
- *          not the size asked for.  It can be told to fail every unmap, or
- *          those that cover one block (EPERM).
+ * The fake kernel follows the kernel's rules (virtio-mem-and-vfio.md
+ * §5.3-§5.7), per backend:
+ *   map    (VFIO_IOMMU_MAP_DMA, IOMMU_IOAS_MAP) one mapping {iova, size,
+ *          hva} per call; EINVAL for a zero or misaligned size; EEXIST if it
+ *          overlaps a mapping; ENOMEM for the fail_map_in-th map from now
+ *          (RLIMIT_MEMLOCK exhausted); type1 only: ENOSPC once entry_limit
+ *          mappings exist (dma_entry_limit; iommufd has no such limit).
+ *   unmap  type1 (VFIO_IOMMU_UNMAP_DMA): EINVAL, changing nothing, if a
+ *          mapping straddles either end of [iova, iova + size) (type1
+ *          cannot split); otherwise removes every mapping wholly inside and
+ *          reports their bytes (0 if none: success).
+ *          iommufd (IOMMU_IOAS_UNMAP): the mappings of the range in IOVA
+ *          order, each removed as it is met; one that straddles an end
+ *          fails the call with ENOENT - after the ones met before it are
+ *          gone (not atomic); a range holding nothing is ENOENT too.
+ *          Either can be told to fail every unmap, or those that cover one
+ *          block (EPERM; on iommufd, too, what comes before that block in
+ *          the range is gone already).
  * On top of the kernel's rules it checks what a test must not miss, and
  * records the first breach in `violation` (never failing inside a callback:
  * the tracker's lock is held there):
  *   - a map's hva is memory base + (iova - BASE) (IOVA == GPA);
- *   - an unmap's nr is the number of mappings it removed;
+ *   - an unmap covers only blocks that are mapped, apart from blocks an
+ *     earlier failed iommufd unmap removed behind the caller's back;
  *   - a block given a pattern by fill() still holds it, and is readable,
  *     when an unmap of it is attempted: unmap happens strictly before
  *     discard (MADV_DONTNEED makes anonymous memory read zero) and before
@@ -33,9 +43,10 @@
  * Every call is appended to a log, in block numbers relative to BASE:
  *   "M5 " map of block 5, "M5!ENOSPC " a refused map,
  *   "U2+4 " unmap of blocks [2, 6), "U2+4!EINVAL " a refused unmap,
- * so that tests can assert exact call sequences (expect_log).  The teardown
- * stops the listener and fails if the fake saw a breach or still holds a
- * mapping.
+ * so that tests can assert exact call sequences (expect_log).  expect_table
+ * also checks that the backend's counters (dma_mappings, dma_mapped_bytes
+ * in status) agree with the fake's table.  The teardown stops the listener
+ * and fails if the fake saw a breach or still holds a mapping.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,6 +64,9 @@
 #include "mm/tracker.h"
 #include "vfio/dma_limits.h"
 #include "vfio/dma_listener.h"
+#include "vfio/iommufd.h"
+#include "vfio/iommufd_uapi.h"
+#include "vfio/type1.h"
 #include "vmm/util.h"
 
 #define BASE      0x100000000ULL
@@ -61,6 +75,7 @@
 #define SIZE      (NR_BLOCKS * BLOCK)
 #define PAGE      4096ULL
 #define FAKE_MAX  128
+#define FAKE_IOAS 7
 
 static uint64_t B(uint64_t n)
 {
@@ -101,7 +116,9 @@ static bool holds(const uint8_t *p, uint8_t byte)
     return true;
 }
 
-/* --- the fake type1v2 container ------------------------------------------------- */
+/* --- the fake kernel ------------------------------------------------------------ */
+
+enum fake_kind { FAKE_TYPE1, FAKE_IOMMUFD };
 
 struct fake_mapping {
     uint64_t iova, size;
@@ -109,18 +126,23 @@ struct fake_mapping {
 };
 
 struct fake {
+    enum fake_kind kind;
     struct fake_mapping map[FAKE_MAX];
     unsigned nr;
-    uint64_t entry_limit;       /* like vfio_iommu_type1.dma_entry_limit */
+    uint64_t entry_limit;       /* like vfio_iommu_type1.dma_entry_limit (type1 only) */
     int fail_map_in;            /* > 0: the fail_map_in-th map from now fails with ENOMEM */
     bool fail_unmaps;           /* every unmap fails */
     int refuse_unmap_block;     /* >= 0: unmaps covering this block fail */
     unsigned splits;            /* unmaps refused because they would split a mapping */
     uint8_t *mem;               /* host address of BASE */
     uint8_t pattern[NR_BLOCKS]; /* non-zero: the block must hold this byte when unmapped */
+    bool lost[NR_BLOCKS];       /* removed by a failed iommufd unmap: a retry may find nothing */
     char log[16384];
     char violation[512];
 };
+
+/* The kernel the backends under test reach (one at a time). */
+static struct fake *kernel;
 
 static __attribute__((format(printf, 2, 3))) void fake_log(struct fake *k, const char *fmt, ...)
 {
@@ -169,21 +191,24 @@ static const char *ename(int e)
         return "ENOMEM";
     case EPERM:
         return "EPERM";
+    case ENOENT:
+        return "ENOENT";
     case EIO:
         return "EIO";
     }
     return "E?";
 }
 
-static void fake_init(struct fake *k, uint8_t *mem)
+static void fake_init(struct fake *k, enum fake_kind kind, uint8_t *mem)
 {
     memset(k, 0, sizeof(*k));
+    k->kind = kind;
     k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
     k->refuse_unmap_block = -1;
     k->mem = mem;
 }
 
-/* The kernel's MAP_DMA: 0 or an errno; why says more. */
+/* The kernel's map: 0 or an errno; why says more. */
 static int kernel_map(struct fake *k, uint64_t iova, uint64_t size, const void *hva,
                       const char **why)
 {
@@ -196,7 +221,7 @@ static int kernel_map(struct fake *k, uint64_t iova, uint64_t size, const void *
             *why = "overlaps an existing mapping";
             return EEXIST;
         }
-    if (k->nr >= k->entry_limit) {
+    if (k->kind == FAKE_TYPE1 && k->nr >= k->entry_limit) {
         *why = "dma_avail is 0 (dma_entry_limit reached)";
         return ENOSPC;
     }
@@ -209,23 +234,30 @@ static int kernel_map(struct fake *k, uint64_t iova, uint64_t size, const void *
         return ENOMEM;
     }
     k->map[k->nr++] = (struct fake_mapping){iova, size, hva};
+    for (uint64_t b = (iova - BASE) / BLOCK; iova >= BASE && b < NR_BLOCKS && B(b) < iova + size;
+         b++)
+        k->lost[b] = false;
     return 0;
 }
 
-/*
- * The kernel's type1v2 UNMAP_DMA: 0 with *bytes and *removed, or an errno
- * (then nothing changed).
- */
-static int kernel_unmap(struct fake *k, uint64_t iova, uint64_t size, uint64_t *bytes,
-                        unsigned *removed, const char **why)
+static bool refused_at(const struct fake *k, uint64_t iova, uint64_t size)
+{
+    return k->refuse_unmap_block >= 0 &&
+           ranges_overlap(iova, size, B((uint64_t)k->refuse_unmap_block), BLOCK);
+}
+
+static void remove_mapping(struct fake *k, unsigned i, uint64_t *bytes)
+{
+    *bytes += k->map[i].size;
+    k->map[i] = k->map[--k->nr];
+}
+
+/* type1v2's UNMAP_DMA: 0 with *bytes, or an errno (then nothing changed). */
+static int kernel_unmap_type1(struct fake *k, uint64_t iova, uint64_t size, uint64_t *bytes,
+                              const char **why)
 {
     uint64_t end = iova + size;
     *bytes = 0;
-    *removed = 0;
-    if (size == 0 || size % PAGE || iova % PAGE || end < iova) {
-        *why = "size zero, misaligned or wrapping";
-        return EINVAL;
-    }
     for (unsigned i = 0; i < k->nr; i++) {
         uint64_t ms = k->map[i].iova, me = ms + k->map[i].size;
         if ((ms < iova && iova < me) || (ms < end && end < me)) {
@@ -234,16 +266,65 @@ static int kernel_unmap(struct fake *k, uint64_t iova, uint64_t size, uint64_t *
             return EINVAL;
         }
     }
-    for (unsigned i = 0; i < k->nr;) {
-        if (k->map[i].iova >= iova && k->map[i].iova + k->map[i].size <= end) {
-            *bytes += k->map[i].size;
-            (*removed)++;
-            k->map[i] = k->map[--k->nr];
-        } else {
+    if (k->fail_unmaps || refused_at(k, iova, size)) {
+        *why = "refused (the test said so)";
+        return EPERM;
+    }
+    for (unsigned i = 0; i < k->nr;)
+        if (k->map[i].iova >= iova && k->map[i].iova + k->map[i].size <= end)
+            remove_mapping(k, i, bytes);
+        else
             i++;
+    return 0;
+}
+
+/* The mapping overlapping [iova, end) with the lowest IOVA, or -1. */
+static int first_mapping_in(const struct fake *k, uint64_t iova, uint64_t end)
+{
+    int best = -1;
+    for (unsigned i = 0; i < k->nr; i++)
+        if (ranges_overlap(iova, end - iova, k->map[i].iova, k->map[i].size) &&
+            (best < 0 || k->map[i].iova < k->map[best].iova))
+            best = (int)i;
+    return best;
+}
+
+/*
+ * iommufd's IOAS_UNMAP: 0 with *bytes, or an errno, after removing the
+ * mappings met before the failure (their blocks are marked lost).
+ */
+static int kernel_unmap_iommufd(struct fake *k, uint64_t iova, uint64_t size, uint64_t *bytes,
+                                const char **why)
+{
+    uint64_t end = iova + size;
+    *bytes = 0;
+    if (k->fail_unmaps) {
+        *why = "refused (the test said so)";
+        return EPERM;
+    }
+    int e = 0;
+    for (int i; !e && (i = first_mapping_in(k, iova, end)) >= 0;) {
+        const struct fake_mapping *m = &k->map[i];
+        if (m->iova < iova || m->iova + m->size > end) {
+            k->splits++;
+            *why = "would split a mapping";
+            e = ENOENT;
+        } else if (refused_at(k, m->iova, m->size)) {
+            *why = "refused (the test said so)";
+            e = EPERM;
+        } else {
+            remove_mapping(k, (unsigned)i, bytes);
         }
     }
-    return 0;
+    if (!e && *bytes == 0) {
+        *why = "nothing is mapped there";
+        e = ENOENT;
+    }
+    if (e) /* what went already stays gone */
+        for (uint64_t b = 0; b < NR_BLOCKS; b++)
+            if (B(b) >= iova && B(b) < iova + *bytes)
+                k->lost[b] = true;
+    return e;
 }
 
 /* Test check: the patterned blocks of [iova, iova + size) are readable and intact. */
@@ -265,16 +346,30 @@ static void check_not_discarded(struct fake *k, uint64_t iova, uint64_t size)
     }
 }
 
-static int fake_map(void *ctx, uint64_t iova, uint64_t size, void *hva, char *err, size_t errlen)
+/* Test check: every block of [iova, iova + size) is mapped (or was lost by a failed unmap). */
+static void check_all_mapped(struct fake *k, uint64_t iova, uint64_t size, const char *what)
 {
-    struct fake *k = ctx;
+    if (iova < BASE || (iova - BASE) % BLOCK || size % BLOCK)
+        return;
+    for (uint64_t b = (iova - BASE) / BLOCK; b < NR_BLOCKS && B(b) < iova + size; b++) {
+        bool mapped = false;
+        for (unsigned i = 0; i < k->nr && !mapped; i++)
+            mapped = B(b) >= k->map[i].iova && B(b) < k->map[i].iova + k->map[i].size;
+        if (!mapped && !k->lost[b])
+            violate(k, "unmap %s covers block %llu, which is not mapped", what,
+                    (unsigned long long)b);
+    }
+}
+
+/* A map, as the kernel sees it: logged and checked.  0, or -1 with errno. */
+static int fake_map(struct fake *k, uint64_t iova, uint64_t size, const void *hva)
+{
     char what[64];
     const char *why = "";
     label(what, sizeof(what), 'M', iova, size, false);
     int e = kernel_map(k, iova, size, hva, &why);
     if (e) {
         fake_log(k, "%s!%s ", what, ename(e));
-        errf(err, errlen, "fake MAP_DMA %s: %s (%s)", what, ename(e), why);
         errno = e;
         return -1;
     }
@@ -287,51 +382,81 @@ static int fake_map(void *ctx, uint64_t iova, uint64_t size, void *hva, char *er
     return 0;
 }
 
-static int fake_unmap(void *ctx, uint64_t iova, uint64_t size, uint64_t nr, char *err,
-                      size_t errlen)
+/* An unmap, as the kernel sees it.  0 with *bytes, or -1 with errno. */
+static int fake_unmap(struct fake *k, uint64_t iova, uint64_t size, uint64_t *bytes)
 {
-    struct fake *k = ctx;
     char what[64];
     const char *why = "";
     label(what, sizeof(what), 'U', iova, size, true);
     check_not_discarded(k, iova, size);
-
-    int e = 0;
-    uint64_t bytes = 0;
-    unsigned removed = 0;
-    bool refused = k->fail_unmaps;
-    if (k->refuse_unmap_block >= 0 &&
-        ranges_overlap(iova, size, B((uint64_t)k->refuse_unmap_block), BLOCK))
-        refused = true;
-    if (refused) {
-        e = EPERM;
-        why = "refused (the test said so)";
-    } else {
-        e = kernel_unmap(k, iova, size, &bytes, &removed, &why);
-    }
+    check_all_mapped(k, iova, size, what);
+    *bytes = 0;
+    int e = EINVAL;
+    if (size && size % PAGE == 0 && iova % PAGE == 0 && iova + size > iova)
+        e = k->kind == FAKE_TYPE1 ? kernel_unmap_type1(k, iova, size, bytes, &why)
+                                  : kernel_unmap_iommufd(k, iova, size, bytes, &why);
+    /* Unmapped: the memory may be discarded from now on. */
+    for (uint64_t b = 0; b < NR_BLOCKS; b++)
+        if (B(b) >= iova && B(b) < iova + *bytes)
+            k->pattern[b] = 0;
     if (e) {
         fake_log(k, "%s!%s ", what, ename(e));
-        errf(err, errlen, "fake UNMAP_DMA %s: %s (%s)", what, ename(e), why);
         errno = e;
         return -1;
     }
-    if (removed != nr)
-        violate(k, "unmap %s said nr=%llu but removed %u mappings", what, (unsigned long long)nr,
-                removed);
-    if (bytes != size) {
-        /* As vfio_dma_unmap does: the caller's idea of the mappings was wrong. */
-        violate(k, "unmap %s removed %llu bytes, not %llu", what, (unsigned long long)bytes,
-                (unsigned long long)size);
-        fake_log(k, "%s!EIO ", what);
-        errno = EIO;
-        return errf(err, errlen, "fake UNMAP_DMA %s unmapped %llu of %llu bytes", what,
-                    (unsigned long long)bytes, (unsigned long long)size);
-    }
     fake_log(k, "%s ", what);
-    /* Unmapped: the memory may be discarded from now on. */
-    for (uint64_t b = (iova - BASE) / BLOCK; b < (iova - BASE + size) / BLOCK && b < NR_BLOCKS; b++)
-        k->pattern[b] = 0;
     return 0;
+}
+
+/* The ioctls the backends use to map and unmap, as the two kernel interfaces take them. */
+static int fake_ioctl(int fd, unsigned long request, void *arg)
+{
+    struct fake *k = kernel;
+    (void)fd;
+    bool type1 = k->kind == FAKE_TYPE1;
+    if (request == VFIO_IOMMU_MAP_DMA && type1) {
+        struct vfio_iommu_type1_dma_map *m = arg;
+        if (m->argsz < sizeof(*m) || m->flags != (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
+            violate(k, "MAP_DMA with argsz %u, flags %#x", m->argsz, m->flags);
+        return fake_map(k, m->iova, m->size, (const void *)(uintptr_t)m->vaddr);
+    }
+    if (request == VFIO_IOMMU_UNMAP_DMA && type1) {
+        struct vfio_iommu_type1_dma_unmap *u = arg;
+        uint64_t bytes;
+        if (u->argsz < sizeof(*u) || u->flags)
+            violate(k, "UNMAP_DMA with argsz %u, flags %#x", u->argsz, u->flags);
+        int rc = fake_unmap(k, u->iova, u->size, &bytes);
+        if (rc == 0)
+            u->size = bytes;
+        return rc;
+    }
+    if (request == IOMMU_IOAS_MAP && !type1) {
+        struct iommu_ioas_map *m = arg;
+        uint32_t want =
+            IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
+        if (m->size != sizeof(*m) || m->flags != want || m->ioas_id != FAKE_IOAS || m->__reserved)
+            violate(k, "IOAS_MAP with size %u, flags %#x, IOAS %u", m->size, m->flags, m->ioas_id);
+        return fake_map(k, m->iova, m->length, (const void *)(uintptr_t)m->user_va);
+    }
+    if (request == IOMMU_IOAS_UNMAP && !type1) {
+        struct iommu_ioas_unmap *u = arg;
+        uint64_t bytes;
+        if (u->size != sizeof(*u) || u->ioas_id != FAKE_IOAS)
+            violate(k, "IOAS_UNMAP with size %u, IOAS %u", u->size, u->ioas_id);
+        int rc = fake_unmap(k, u->iova, u->length, &bytes);
+        if (rc == 0)
+            u->length = bytes;
+        return rc;
+    }
+    if (request == IOMMU_OPTION && !type1) {
+        struct iommu_option *o = arg;
+        if (o->option_id == IOMMU_OPTION_RLIMIT_MODE && o->op == IOMMU_OPTION_OP_GET) {
+            o->val64 = 0; /* per user, as /dev/iommu starts */
+            return 0;
+        }
+    }
+    errno = ENOTTY;
+    return -1;
 }
 
 /* The fake's table as "0 1 2 12" (block numbers in IOVA order, "+n" for bigger mappings). */
@@ -361,12 +486,17 @@ struct fixture {
     struct mm_guard guard;
     struct vfio_dma_listener dma;
     bool dma_started;
-    struct vfio_dma_backend backend;
+    struct vfio_iommu *iommu; /* the backend under test, on the fake kernel */
     struct fake fake;
 };
 
+static bool on_type1(const struct fixture *f)
+{
+    return f->fake.kind == FAKE_TYPE1;
+}
+
 /* Memory, tracker and the guard (registered first, as virtio-mem does); no DMA listener. */
-static int setup_guard_only(void **state)
+static int setup_guard_only(void **state, enum fake_kind kind)
 {
     static struct fixture f;
     char err[256];
@@ -377,22 +507,41 @@ static int setup_guard_only(void **state)
     assert_int_equal(
         mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&f.tracker, &f.guard.listener, err, sizeof(err)), 0);
-    fake_init(&f.fake, f.backing.hva);
-    f.backend = (struct vfio_dma_backend){.map = fake_map, .unmap = fake_unmap, .ctx = &f.fake};
+    fake_init(&f.fake, kind, f.backing.hva);
+    kernel = &f.fake;
+    f.iommu = kind == FAKE_TYPE1 ? vfio_type1_new(-1, fake_ioctl)
+                                 : vfio_iommufd_new(-1, FAKE_IOAS, "/nonexistent", fake_ioctl);
     *state = &f;
     return 0;
 }
 
 /* The same, with the DMA listener registered after the guard. */
-static int setup(void **state)
+static int setup(void **state, enum fake_kind kind)
 {
-    setup_guard_only(state);
+    setup_guard_only(state, kind);
     struct fixture *f = *state;
     char err[256] = "";
-    if (vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)) < 0)
+    if (vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)) < 0)
         fail_msg("vfio_dma_listener_start: %s", err);
     f->dma_started = true;
     return 0;
+}
+
+static int setup_type1(void **state)
+{
+    return setup(state, FAKE_TYPE1);
+}
+static int setup_iommufd(void **state)
+{
+    return setup(state, FAKE_IOMMUFD);
+}
+static int setup_guard_only_type1(void **state)
+{
+    return setup_guard_only(state, FAKE_TYPE1);
+}
+static int setup_guard_only_iommufd(void **state)
+{
+    return setup_guard_only(state, FAKE_IOMMUFD);
 }
 
 static int teardown(void **state)
@@ -405,7 +554,7 @@ static int teardown(void **state)
         vfio_dma_listener_stop(&f->dma);
     f->dma_started = false;
     if (f->fake.violation[0]) {
-        print_error("fake container: %s\n", f->fake.violation);
+        print_error("fake kernel: %s\n", f->fake.violation);
         ret = -1;
     }
     if (f->fake.nr) {
@@ -414,6 +563,7 @@ static int teardown(void **state)
         print_error("mappings left after the listener stopped: %s\n", table);
         ret = -1;
     }
+    vfio_iommu_close(f->iommu);
     mm_tracker_unregister(&f->tracker, &f->guard.listener);
     mm_tracker_destroy(&f->tracker);
     mm_backing_free(&f->backing);
@@ -425,23 +575,43 @@ static int teardown(void **state)
 static void assert_no_violation(struct fixture *f)
 {
     if (f->fake.violation[0])
-        fail_msg("fake container: %s", f->fake.violation);
+        fail_msg("fake kernel: %s", f->fake.violation);
 }
 
 static void expect_log(struct fixture *f, const char *want)
 {
     assert_no_violation(f);
     if (strcmp(f->fake.log, want) != 0)
-        fail_msg("backend calls were\n  '%s'\nexpected\n  '%s'", f->fake.log, want);
+        fail_msg("kernel calls were\n  '%s'\nexpected\n  '%s'", f->fake.log, want);
     f->fake.log[0] = '\0';
 }
 
-static void expect_table(struct fixture *f, const char *want)
+/* The log differs between the backends (errors, iommufd's partial unmaps). */
+static void expect_log_of(struct fixture *f, const char *type1, const char *iommufd)
+{
+    expect_log(f, on_type1(f) ? type1 : iommufd);
+}
+
+/* The fake's table is want. */
+static void expect_fake_table(struct fixture *f, const char *want)
 {
     char table[1024];
     fake_table(&f->fake, table, sizeof(table));
     if (strcmp(table, want) != 0)
         fail_msg("fake mappings are\n  '%s'\nexpected\n  '%s'", table, want);
+}
+
+/* The fake's table is want, and the backend counts exactly those mappings. */
+static void expect_table(struct fixture *f, const char *want)
+{
+    expect_fake_table(f, want);
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < f->fake.nr; i++)
+        bytes += f->fake.map[i].size;
+    if (f->iommu->mappings != f->fake.nr || f->iommu->mapped_bytes != bytes)
+        fail_msg("the backend counts %llu mappings of %llu bytes, the kernel holds %u of %llu",
+                 (unsigned long long)f->iommu->mappings, (unsigned long long)f->iommu->mapped_bytes,
+                 f->fake.nr, (unsigned long long)bytes);
 }
 
 static void plug(struct fixture *f, uint64_t first, uint64_t n)
@@ -505,121 +675,226 @@ static void collect(void *opaque, const char *key, uint64_t bytes)
     r->bytes = bytes;
 }
 
-/* --- the fake itself ------------------------------------------------------------- */
+/* --- the fake kernel itself ------------------------------------------------------ */
 
-/* The tests below trust the fake: check that it has the kernel's semantics. */
-static void test_fake_is_type1v2(void **state)
+/* Map and unmap through the backend under test: 0 or -1 (errno). */
+static int be_map(struct fixture *f, uint64_t first, uint64_t n)
 {
-    struct fixture *f = *state;
-    struct fake *k = &f->fake;
     char err[256];
-    uint8_t *mem = f->backing.hva;
+    return vfio_iommu_map(f->iommu, B(first), n * BLOCK, f->backing.hva + first * BLOCK, err,
+                          sizeof(err));
+}
 
-    assert_int_equal(fake_map(k, B(0), BLOCK, mem, err, sizeof(err)), 0);
+static int be_unmap(struct fixture *f, uint64_t first, uint64_t n, uint64_t nr)
+{
+    char err[256];
+    return vfio_iommu_unmap(f->iommu, B(first), n * BLOCK, nr, err, sizeof(err));
+}
+
+static void expect_violation(struct fixture *f, const char *what)
+{
+    if (!strstr(f->fake.violation, what))
+        fail_msg("expected a violation about '%s', got '%s'", what, f->fake.violation);
+    f->fake.violation[0] = '\0';
+}
+
+/* What both kernels do alike, and the fake's own checks. */
+static void check_common_rules(struct fixture *f)
+{
+    struct fake *k = &f->fake;
+    uint8_t *mem = f->backing.hva;
+    uint64_t bytes;
+
+    assert_int_equal(fake_map(k, B(0), BLOCK, mem), 0);
     /* Mapping an already-mapped block, or part of it, again: EEXIST. */
-    assert_int_equal(fake_map(k, B(0), BLOCK, mem, err, sizeof(err)), -1);
+    assert_int_equal(fake_map(k, B(0), BLOCK, mem), -1);
     assert_int_equal(errno, EEXIST);
-    assert_int_equal(fake_map(k, B(0) + BLOCK / 2, BLOCK, mem + BLOCK / 2, err, sizeof(err)), -1);
+    assert_int_equal(fake_map(k, B(0) + BLOCK / 2, BLOCK, mem + BLOCK / 2), -1);
     assert_int_equal(errno, EEXIST);
     /* Zero or misaligned size: EINVAL. */
-    assert_int_equal(fake_map(k, B(5), 0, mem + 5 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(fake_map(k, B(5), 0, mem + 5 * BLOCK), -1);
     assert_int_equal(errno, EINVAL);
-    assert_int_equal(fake_map(k, B(5), PAGE + 1, mem + 5 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(fake_map(k, B(5), PAGE + 1, mem + 5 * BLOCK), -1);
     assert_int_equal(errno, EINVAL);
     expect_log(f, "M0 M0!EEXIST M@0x100100000:0x200000!EEXIST M@0x100a00000:0!EINVAL "
                   "M@0x100a00000:0x1001!EINVAL ");
 
-    /* A 2-block mapping cannot be split: EINVAL, and nothing changes. */
-    assert_int_equal(fake_map(k, B(1), 2 * BLOCK, mem + BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_unmap(k, B(1), BLOCK, 1, err, sizeof(err)), -1);
-    assert_int_equal(errno, EINVAL);
-    assert_int_equal(fake_unmap(k, B(0), 2 * BLOCK, 2, err, sizeof(err)), -1); /* end straddles */
-    assert_int_equal(fake_unmap(k, B(2), 2 * BLOCK, 1, err, sizeof(err)), -1); /* start too */
-    assert_int_equal(k->splits, 3);
-    expect_table(f, "0 1+2");
-    /* One unmap of several whole mappings. */
-    assert_int_equal(fake_unmap(k, B(0), 3 * BLOCK, 2, err, sizeof(err)), 0);
-    expect_table(f, "");
-    k->splits = 0;
-
-    /* Unmapping over holes counts only what was mapped (§5.4: blocks 4-8 with 5-7 mapped). */
-    for (uint64_t b = 5; b < 8; b++)
-        assert_int_equal(fake_map(k, B(b), BLOCK, mem + b * BLOCK, err, sizeof(err)), 0);
-    uint64_t bytes;
-    unsigned removed;
-    const char *why;
-    assert_int_equal(kernel_unmap(k, B(4), 5 * BLOCK, &bytes, &removed, &why), 0);
-    assert_int_equal(bytes, 3 * BLOCK);
-    assert_int_equal(removed, 3);
-    /* The container wrapper treats that as a failure (vfio_dma_unmap), and it is a breach. */
-    assert_int_equal(fake_map(k, B(5), BLOCK, mem + 5 * BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_unmap(k, B(4), 2 * BLOCK, 1, err, sizeof(err)), -1);
-    assert_int_equal(errno, EIO);
-    assert_non_null(strstr(k->violation, "removed"));
-    k->violation[0] = '\0';
-
-    /* The entry limit: ENOSPC once it is reached; an unmap gives the entry back. */
-    k->entry_limit = 2;
-    assert_int_equal(fake_map(k, B(10), BLOCK, mem + 10 * BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_map(k, B(11), BLOCK, mem + 11 * BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK, err, sizeof(err)), -1);
-    assert_int_equal(errno, ENOSPC);
-    assert_int_equal(fake_unmap(k, B(10), BLOCK, 1, err, sizeof(err)), 0);
-    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK, err, sizeof(err)), 0);
-    k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
-
     /* ENOMEM for the n-th map from now, once. */
     k->fail_map_in = 2;
-    assert_int_equal(fake_map(k, B(20), BLOCK, mem + 20 * BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK, err, sizeof(err)), -1);
+    assert_int_equal(fake_map(k, B(20), BLOCK, mem + 20 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK), -1);
     assert_int_equal(errno, ENOMEM);
-    assert_non_null(strstr(err, "RLIMIT_MEMLOCK"));
-    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(21), BLOCK, mem + 21 * BLOCK), 0);
 
     /* Unmaps told to fail, by block or all. */
-    k->refuse_unmap_block = 21;
-    assert_int_equal(fake_unmap(k, B(20), 2 * BLOCK, 2, err, sizeof(err)), -1);
-    assert_int_equal(fake_unmap(k, B(20), BLOCK, 1, err, sizeof(err)), 0);
-    k->refuse_unmap_block = -1;
     k->fail_unmaps = true;
-    assert_int_equal(fake_unmap(k, B(21), BLOCK, 1, err, sizeof(err)), -1);
+    assert_int_equal(fake_unmap(k, B(21), BLOCK, &bytes), -1);
     assert_int_equal(errno, EPERM);
     k->fail_unmaps = false;
-    expect_table(f, "11 12 21");
-    f->fake.log[0] = '\0';
+    k->refuse_unmap_block = 21;
+    assert_int_equal(fake_unmap(k, B(21), BLOCK, &bytes), -1);
+    assert_int_equal(errno, EPERM);
+    k->refuse_unmap_block = -1;
+    k->log[0] = '\0';
 
-    /* Its own checks: a wrong hva, a wrong nr. */
-    assert_int_equal(fake_map(k, B(30), BLOCK, mem, err, sizeof(err)), 0);
-    assert_non_null(strstr(k->violation, "hva"));
-    k->violation[0] = '\0';
-    assert_int_equal(fake_unmap(k, B(30), BLOCK, 2, err, sizeof(err)), 0);
-    assert_non_null(strstr(k->violation, "nr=2"));
-    k->violation[0] = '\0';
+    /* Its own checks: a wrong hva; an unmap over a block that is not mapped. */
+    assert_int_equal(fake_map(k, B(30), BLOCK, mem), 0);
+    expect_violation(f, "hva");
+    assert_int_equal(fake_unmap(k, B(30), 2 * BLOCK, &bytes), 0);
+    expect_violation(f, "block 31, which is not mapped");
 
     /* And the pattern check: a block discarded before its unmap is seen. */
     plug(f, 40, 2);
-    assert_int_equal(fake_map(k, B(40), BLOCK, mem + 40 * BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_map(k, B(41), BLOCK, mem + 41 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(40), BLOCK, mem + 40 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(41), BLOCK, mem + 41 * BLOCK), 0);
     fill(f, 40, 2);
-    assert_int_equal(fake_unmap(k, B(40), BLOCK, 1, err, sizeof(err)), 0);
+    assert_int_equal(fake_unmap(k, B(40), BLOCK, &bytes), 0);
     assert_no_violation(f);
+    char err[256];
     assert_int_equal(mm_backing_discard(&f->backing, 41 * BLOCK, BLOCK, err, sizeof(err)), 0);
-    assert_int_equal(fake_unmap(k, B(41), BLOCK, 1, err, sizeof(err)), 0);
-    assert_non_null(strstr(k->violation, "block 41 was discarded"));
-    k->violation[0] = '\0';
+    assert_int_equal(fake_unmap(k, B(41), BLOCK, &bytes), 0);
+    expect_violation(f, "block 41 was discarded");
     /* ... and so is a block the guard closed before its unmap. */
-    assert_int_equal(fake_map(k, B(50), BLOCK, mem + 50 * BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(fake_map(k, B(50), BLOCK, mem + 50 * BLOCK), 0);
     k->pattern[50] = pattern_of(50); /* unplugged: PROT_NONE */
-    assert_int_equal(fake_unmap(k, B(50), BLOCK, 1, err, sizeof(err)), 0);
-    assert_non_null(strstr(k->violation, "block 50 was closed"));
-    k->violation[0] = '\0';
-
-    /* Clean up for the teardown's checks. */
-    for (uint64_t b = 0; b < NR_BLOCKS; b++)
-        kernel_unmap(k, B(b), BLOCK, &bytes, &removed, &why);
-    assert_int_equal(k->nr, 0);
+    assert_int_equal(fake_unmap(k, B(50), BLOCK, &bytes), 0);
+    expect_violation(f, "block 50 was closed");
     mm_tracker_unplug_all(&f->tracker);
-    assert_int_equal(k->splits, 0);
+
+    /* Clean up for what follows. */
+    k->nr = 0;
+    k->log[0] = '\0';
+    k->splits = 0;
+}
+
+/* The tests below trust the fake: check that it has type1v2's semantics. */
+static void test_fake_is_type1v2(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *k = &f->fake;
+    uint8_t *mem = f->backing.hva;
+    uint64_t bytes;
+    check_common_rules(f);
+
+    /* A 2-block mapping cannot be split: EINVAL, and nothing changes. */
+    assert_int_equal(fake_map(k, B(1), 2 * BLOCK, mem + BLOCK), 0);
+    assert_int_equal(fake_unmap(k, B(1), BLOCK, &bytes), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(fake_map(k, B(0), BLOCK, mem), 0);
+    assert_int_equal(fake_unmap(k, B(0), 2 * BLOCK, &bytes), -1); /* the end straddles */
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(fake_unmap(k, B(2), BLOCK, &bytes), -1); /* the start */
+    assert_int_equal(k->splits, 3);
+    expect_fake_table(f, "0 1+2");
+    /* One unmap of several whole mappings. */
+    assert_int_equal(fake_unmap(k, B(0), 3 * BLOCK, &bytes), 0);
+    assert_int_equal(bytes, 3 * BLOCK);
+    expect_fake_table(f, "");
+
+    /* Unmapping over holes counts only what was mapped (§5.4: blocks 4-8 with 5-7 mapped). */
+    for (uint64_t b = 5; b < 8; b++)
+        assert_int_equal(fake_map(k, B(b), BLOCK, mem + b * BLOCK), 0);
+    const char *why;
+    assert_int_equal(kernel_unmap_type1(k, B(4), 5 * BLOCK, &bytes, &why), 0);
+    assert_int_equal(bytes, 3 * BLOCK);
+    /* Over nothing at all: success, 0 bytes. */
+    assert_int_equal(kernel_unmap_type1(k, B(4), 5 * BLOCK, &bytes, &why), 0);
+    assert_int_equal(bytes, 0);
+
+    /* The entry limit: ENOSPC once it is reached; an unmap gives the entry back. */
+    k->entry_limit = 2;
+    assert_int_equal(fake_map(k, B(10), BLOCK, mem + 10 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(11), BLOCK, mem + 11 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(fake_unmap(k, B(10), BLOCK, &bytes), 0);
+    assert_int_equal(fake_map(k, B(12), BLOCK, mem + 12 * BLOCK), 0);
+    k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
+    assert_int_equal(fake_unmap(k, B(11), 2 * BLOCK, &bytes), 0);
+    k->log[0] = '\0';
+
+    /* Through the backend (type1.c): counted; a short unmap is a failure (EIO), as is ENOSPC. */
+    assert_int_equal(be_map(f, 5, 1), 0);
+    assert_int_equal(be_map(f, 6, 1), 0);
+    expect_table(f, "5 6");
+    assert_int_equal(be_unmap(f, 5, 2, 2), 0);
+    expect_table(f, "");
+    assert_int_equal(be_map(f, 5, 1), 0);
+    assert_int_equal(be_unmap(f, 4, 2, 2), -1); /* the caller thought 4 was mapped too */
+    assert_int_equal(errno, EIO);
+    expect_violation(f, "block 4, which is not mapped");
+    assert_int_equal(f->iommu->mappings, 1); /* still counted, as the caller keeps it */
+    f->iommu->mappings = f->iommu->mapped_bytes = 0;
+    expect_log(f, "M5 M6 U5+2 M5 U4+2 ");
+    assert_int_equal(f->iommu->limits.max_mappings, VFIO_DMA_DEFAULT_LIMIT);
+    assert_string_equal(f->iommu->ops->pinned_field, "VmLck");
+    assert_false(f->iommu->limits.memlock_per_user);
+}
+
+/* ... and iommufd's: ENOENT on an empty range and on a split, which is not atomic; no limit. */
+static void test_fake_is_iommufd(void **state)
+{
+    struct fixture *f = *state;
+    struct fake *k = &f->fake;
+    uint8_t *mem = f->backing.hva;
+    uint64_t bytes;
+    check_common_rules(f);
+
+    /* Blocks 4, 5 and [6, 8) mapped; an unmap of [4, 7) splits [6, 8). */
+    assert_int_equal(fake_map(k, B(4), BLOCK, mem + 4 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(5), BLOCK, mem + 5 * BLOCK), 0);
+    assert_int_equal(fake_map(k, B(6), 2 * BLOCK, mem + 6 * BLOCK), 0);
+    assert_int_equal(fake_unmap(k, B(4), 3 * BLOCK, &bytes), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(k->splits, 1);
+    expect_fake_table(f, "6+2"); /* 4 and 5 went before the split was found (§5.7) */
+    assert_true(k->lost[4] && k->lost[5]);
+    /* Nothing mapped in the range: ENOENT, not success. */
+    assert_int_equal(fake_unmap(k, B(4), 2 * BLOCK, &bytes), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(fake_unmap(k, B(6), 2 * BLOCK, &bytes), 0);
+    assert_int_equal(bytes, 2 * BLOCK);
+    /* A refused mapping in the middle of a range: those before it are gone. */
+    for (uint64_t b = 10; b < 14; b++)
+        assert_int_equal(fake_map(k, B(b), BLOCK, mem + b * BLOCK), 0);
+    k->refuse_unmap_block = 12;
+    assert_int_equal(fake_unmap(k, B(10), 4 * BLOCK, &bytes), -1);
+    assert_int_equal(errno, EPERM);
+    k->refuse_unmap_block = -1;
+    expect_fake_table(f, "12 13");
+    /* No entry limit. */
+    k->entry_limit = 2;
+    for (uint64_t b = 20; b < 30; b++)
+        assert_int_equal(fake_map(k, B(b), BLOCK, mem + b * BLOCK), 0);
+    k->entry_limit = VFIO_DMA_DEFAULT_LIMIT;
+    assert_int_equal(fake_unmap(k, B(12), 2 * BLOCK, &bytes), 0);
+    assert_int_equal(fake_unmap(k, B(20), 10 * BLOCK, &bytes), 0);
+    expect_fake_table(f, "");
+    k->log[0] = '\0';
+
+    /*
+     * Through the backend (iommufd.c): counted; an ENOENT for one whole
+     * mapping means it is gone already (success); for several it is a failure.
+     */
+    assert_int_equal(be_map(f, 1, 1), 0);
+    assert_int_equal(be_map(f, 2, 1), 0);
+    assert_int_equal(be_map(f, 3, 1), 0);
+    expect_table(f, "1 2 3");
+    k->refuse_unmap_block = 3;
+    assert_int_equal(be_unmap(f, 1, 3, 3), -1); /* 1 and 2 go, 3 stays */
+    k->refuse_unmap_block = -1;
+    expect_fake_table(f, "3"); /* (the backend still counts all three, as its caller does) */
+    assert_int_equal(f->iommu->mappings, 3);
+    assert_int_equal(be_unmap(f, 1, 2, 2), -1); /* ENOENT over two: may be a split */
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(be_unmap(f, 1, 1, 1), 0); /* gone already */
+    assert_int_equal(be_unmap(f, 2, 1, 1), 0);
+    assert_int_equal(be_unmap(f, 3, 1, 1), 0);
+    expect_table(f, "");
+    expect_log(f, "M1 M2 M3 U1+3!EPERM U1+2!ENOENT U1+1!ENOENT U2+1!ENOENT U3+1 ");
+    assert_int_equal(f->iommu->limits.max_mappings, 0);
+    assert_string_equal(f->iommu->ops->pinned_field, "VmPin");
+    assert_true(f->iommu->limits.memlock_per_user); /* the fake's RLIMIT mode 0 */
 }
 
 /* --- the listener -------------------------------------------------------------- */
@@ -744,7 +1019,8 @@ static void test_map_failure_rolls_back(void **state)
     /* The error names who refused, what and why, with the backend's message. */
     assert_non_null(strstr(err, "vfio dma"));
     assert_non_null(strstr(err, "0x100400000"));
-    assert_non_null(strstr(err, "fake MAP_DMA M5: ENOMEM (RLIMIT_MEMLOCK exceeded)"));
+    assert_non_null(strstr(err, "cannot pin 2 MiB at 0x100a00000"));
+    assert_non_null(strstr(err, "RLIMIT_MEMLOCK"));
 
     expect_table(f, before);
     assert_int_equal(mm_tracker_state(&f->tracker, B(2), 8 * BLOCK), MM_BLOCKS_UNPLUGGED);
@@ -777,7 +1053,8 @@ static void test_entry_limit(void **state)
     assert_int_equal(mm_tracker_plug(&f->tracker, B(10), 6 * BLOCK, err, sizeof(err)), -1);
     expect_log(f, "M10 M11 M12!ENOSPC U10+2 ");
     assert_non_null(strstr(err, "vfio dma"));
-    assert_non_null(strstr(err, "ENOSPC"));
+    assert_non_null(strstr(err, "mapping entries are used up"));
+    assert_non_null(strstr(err, "dma_entry_limit"));
     expect_table(f, "0 1 2 3");
     assert_int_equal(mm_tracker_state(&f->tracker, B(10), 6 * BLOCK), MM_BLOCKS_UNPLUGGED);
     assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 4 * BLOCK);
@@ -797,6 +1074,19 @@ static void test_entry_limit(void **state)
     expect_log(f, "U0+1 M20 ");
 }
 
+/* 5b. iommufd has no entry limit: a limit type1 would have does not stop it. */
+static void test_no_entry_limit(void **state)
+{
+    struct fixture *f = *state;
+    f->fake.entry_limit = 2; /* what type1 would enforce */
+    plug(f, 0, NR_BLOCKS);
+    assert_int_equal(f->fake.nr, NR_BLOCKS);
+    assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), SIZE);
+    assert_int_equal(f->iommu->mappings, NR_BLOCKS);
+    assert_int_equal(mm_tracker_unplug_all(&f->tracker), SIZE);
+    expect_table(f, "");
+}
+
 /* 6. A listener started while blocks are plugged maps them (replay), or fails cleanly. */
 static void test_replay(void **state)
 {
@@ -807,8 +1097,7 @@ static void test_replay(void **state)
     plug(f, 40, 2);
     expect_log(f, ""); /* only the guard so far */
 
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     0);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), 0);
     f->dma_started = true;
     expect_log(f, "M1 M2 M3 M10 M40 M41 ");
     expect_table(f, "1 2 3 10 40 41");
@@ -824,8 +1113,7 @@ static void test_replay(void **state)
 
     /* Refused at the first block of the third run: the runs before it are unmapped. */
     f->fake.fail_map_in = 6;
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     -1);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), -1);
     expect_log(f, "M1 M2 M3 M5 M10 M40!ENOMEM U1+3 U5+1 U10+1 ");
     assert_non_null(strstr(err, "RLIMIT_MEMLOCK"));
     expect_table(f, "");
@@ -837,14 +1125,12 @@ static void test_replay(void **state)
 
     /* Refused in the middle of a run: that run's maps are undone too. */
     f->fake.fail_map_in = 3;
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     -1);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), -1);
     expect_log(f, "M1 M2 M3!ENOMEM U1+2 ");
     expect_table(f, "");
 
     /* And with the IOMMU willing, it starts. */
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     0);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), 0);
     f->dma_started = true;
     expect_log(f, "M1 M2 M3 M5 M10 M40 M41 ");
     assert_int_equal(f->fake.splits, 0);
@@ -892,7 +1178,8 @@ static void test_unmap_failure_keeps_memory(void **state)
     fill(f, 2, 3);
     f->fake.refuse_unmap_block = 3;
     unplug(f, 2, 3);
-    expect_log(f, "U2+3!EPERM U2+1 U3+1!EPERM U4+1 ");
+    /* iommufd's failed unmap took block 2 already: its own unmap then finds nothing. */
+    expect_log_of(f, "U2+3!EPERM U2+1 U3+1!EPERM U4+1 ", "U2+3!EPERM U2+1!ENOENT U3+1!EPERM U4+1 ");
     expect_table(f, "0 1 3 5");
     assert_int_equal(vfio_dma_listener_mapped_bytes(&f->dma), 4 * BLOCK);
     assert_int_equal(mm_tracker_kept_bytes(&f->tracker), 3 * BLOCK);
@@ -999,8 +1286,7 @@ static void test_earlier_refusal_keeps_kept_blocks(void **state)
     char table[256];
     struct refusing_listener slots = {.l = {.ops = &rl_ops, .name = "memslots"}};
     assert_int_equal(mm_tracker_register(&f->tracker, &slots.l, err, sizeof(err)), 0);
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     0);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), 0);
     f->dma_started = true;
     set_readable(f, true);
     plug(f, 0, 4);
@@ -1044,8 +1330,7 @@ static void test_leaving_listener_keeps_memory(void **state)
     fill(f, 1, 3);
     f->fake.fail_map_in = 3;
     f->fake.fail_unmaps = true;
-    assert_int_equal(vfio_dma_listener_start(&f->dma, &f->backend, &f->tracker, err, sizeof(err)),
-                     -1);
+    assert_int_equal(vfio_dma_listener_start(&f->dma, f->iommu, &f->tracker, err, sizeof(err)), -1);
     f->fake.fail_unmaps = false;
     fake_table(&f->fake, table, sizeof(table));
     assert_string_equal(table, "1 2"); /* still mapped in the IOMMU */
@@ -1205,23 +1490,30 @@ static void test_dma_limits(void **state)
     }
 }
 
+/* Each listener test on both backends. */
+#define ON_BOTH(test, setup)                                                                       \
+    {#test " (type1)", test, setup##_type1, teardown, NULL},                                       \
+    {                                                                                              \
+#test " (iommufd)", test, setup##_iommufd, teardown, NULL                                  \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fake_is_type1v2, setup_guard_only, teardown),
-        cmocka_unit_test_setup_teardown(test_map_per_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unmap_runs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unmap_before_discard, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_failure_rolls_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_entry_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay, setup_guard_only, teardown),
-        cmocka_unit_test_setup_teardown(test_unmap_failure_keeps_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_unmaps_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leaving_listener_keeps_memory, setup_guard_only,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_earlier_refusal_keeps_kept_blocks, setup_guard_only,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_stopped_listener_keeps_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_is_type1v2, setup_guard_only_type1, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_is_iommufd, setup_guard_only_iommufd, teardown),
+        ON_BOTH(test_map_per_block, setup),
+        ON_BOTH(test_unmap_runs, setup),
+        ON_BOTH(test_unmap_before_discard, setup),
+        ON_BOTH(test_map_failure_rolls_back, setup),
+        cmocka_unit_test_setup_teardown(test_entry_limit, setup_type1, teardown),
+        cmocka_unit_test_setup_teardown(test_no_entry_limit, setup_iommufd, teardown),
+        ON_BOTH(test_replay, setup_guard_only),
+        ON_BOTH(test_unmap_failure_keeps_memory, setup),
+        ON_BOTH(test_stop_unmaps_all, setup),
+        ON_BOTH(test_leaving_listener_keeps_memory, setup_guard_only),
+        ON_BOTH(test_earlier_refusal_keeps_kept_blocks, setup_guard_only),
+        ON_BOTH(test_stopped_listener_keeps_memory, setup),
         cmocka_unit_test(test_dma_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
