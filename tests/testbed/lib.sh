@@ -183,9 +183,37 @@ wait_until() {
 	done
 }
 
-rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status"; }
-# vmlck_kb: what minivmm has pinned (type1 VFIO mappings count in VmLck).
-vmlck_kb() { sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$vm_pid/status"; }
+# The test host's kernel (scripts/testbed --host-kernel): the Debian one has
+# VFIO type1 only; the self-built iommufd one has both, and minivmm's
+# iommu=auto picks iommufd there.  The kernel counts what type1 pins in VmLck,
+# what iommufd pins in VmPin (virtio-mem-and-vfio.md §5.8).
+HOST_KERNEL=$(cat /testbed/host-kernel 2>/dev/null || echo debian)
+if [ "$HOST_KERNEL" = iommufd ]; then
+	IOMMU=iommufd PINNED=VmPin UNPINNED=VmLck
+else
+	IOMMU=type1 PINNED=VmLck UNPINNED=VmPin
+fi
+
+# cdev_of BDF: the device's VFIO cdev (/dev/vfio/devices/vfioN), if this kernel has them.
+cdev_of() {
+	for d in /sys/bus/pci/devices/"$1"/vfio-dev/vfio*; do
+		[ -e "$d" ] && echo "/dev/vfio/devices/${d##*/}"
+	done
+}
+# give_device OWNER BDF GROUP: what an unprivileged minivmm opens for BDF
+# belongs to OWNER (0: back to root): /dev/kvm for all, the IOMMU group's
+# device (type1), /dev/iommu and the device's cdev (iommufd).
+give_device() {
+	chmod 0666 /dev/kvm
+	chown "$1" "/dev/vfio/$3" $(cdev_of "$2")
+	[ ! -e /dev/iommu ] || chown "$1" /dev/iommu
+}
+
+# status_kb FIELD: a "FIELD: N kB" line of minivmm's /proc/PID/status.
+status_kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$vm_pid/status"; }
+rss_kb() { status_kb VmRSS; }
+# pinned_kb: what minivmm has pinned, in the counter of this host's default backend.
+pinned_kb() { status_kb "$PINNED"; }
 # The RAM ranges of --memory 512M: 512 MiB less the 384 KiB legacy/ACPI area.
 RAM_512M_KB=$((512 * 1024 - 384))
 
@@ -212,32 +240,42 @@ end_if_failed() {
 
 # --- virtio-mem with VFIO ---
 
-# pinned_is MIB: plugged_size of mem0 is MIB and minivmm's VmLck is boot RAM
-# (--memory 512M) + MIB, to the kB.
+# pinned_is MIB: plugged_size of mem0 is MIB and what minivmm has pinned
+# ($PINNED) is boot RAM (--memory 512M) + MIB, to the kB.
 pinned_is() {
 	plugged=$(status_field plugged_size)
-	vmlck=$(vmlck_kb)
-	[ "$plugged" = $(($1 * MiB)) ] && [ "$((${vmlck:-0} - RAM_512M_KB))" = $(($1 * 1024)) ]
+	pinned=$(pinned_kb)
+	[ "$plugged" = $(($1 * MiB)) ] && [ "$((${pinned:-0} - RAM_512M_KB))" = $(($1 * 1024)) ]
 }
 # dma_counts_agree MIB VFIO_ID: mem0's dma_mapped_bytes is MIB; VFIO_ID's
-# container-wide counts agree with the kernel's: dma_mapped_bytes is VmLck,
-# dma_mappings is boot RAM's 2 + one per 2 MiB block, dma_avail 65535 - mappings.
+# address-space-wide counts agree with the kernel's: it reports this host's
+# backend, dma_mapped_bytes and pinned_bytes are $PINNED, dma_mappings is boot
+# RAM's 2 + one per 2 MiB block, and on type1 dma_avail is 65535 - mappings
+# (iommufd has no entry limit, so no dma_avail).  The other counter
+# ($UNPINNED) stays 0: root is not charged RLIMIT_MEMLOCK.
 dma_counts_agree() {
 	st=$(ctl status)
 	of() { echo "$st" | field_of "$2" "$1"; }
 	maps=$(of "$2" dma_mappings)
-	[ "$(of mem0 dma_mapped_bytes)" = $(($1 * MiB)) ] &&
-		[ "$(of "$2" dma_mapped_bytes)" = $(($(vmlck_kb) * 1024)) ] &&
+	echo "$st" | grep -q "\"iommu\": \"$IOMMU\"" &&
+		[ "$(of mem0 dma_mapped_bytes)" = $(($1 * MiB)) ] &&
+		[ "$(of "$2" dma_mapped_bytes)" = $(($(pinned_kb) * 1024)) ] &&
+		[ "$(of "$2" pinned_bytes)" = $(($(pinned_kb) * 1024)) ] &&
+		[ "$(status_kb "$UNPINNED")" = 0 ] &&
 		[ "$maps" = $((2 + $1 / 2)) ] &&
-		[ "$(of "$2" dma_avail)" = $((65535 - maps)) ]
+		if [ "$IOMMU" = type1 ]; then
+			[ "$(of "$2" dma_avail)" = $((65535 - maps)) ]
+		else
+			! echo "$st" | grep -q dma_avail
+		fi
 }
 # vfio_step MIB VFIO_ID: after a resize to MIB (2 MiB blocks), wait for
-# plugged_size and VmLck to follow, then check the DMA counters.
+# plugged_size and the pinned memory to follow, then check the DMA counters.
 vfio_step() {
-	check "$1M: plugged_size and VmLck - boot RAM reach $1 MiB, to the kB (waited up to 180 s)" \
+	check "$1M: plugged_size and $PINNED - boot RAM reach $1 MiB, to the kB (waited up to 180 s)" \
 		wait_until 180 pinned_is "$1"
-	echo "# $1M: VmLck $(vmlck_kb) kB, plugged_size $(status_field plugged_size)"
-	check "$1M: status dma_mapped_bytes, dma_mappings and dma_avail agree with the kernel" \
+	echo "# $1M: $PINNED $(pinned_kb) kB, plugged_size $(status_field plugged_size)"
+	check "$1M: status ($IOMMU) dma_mapped_bytes, pinned_bytes, dma_mappings$([ "$IOMMU" = type1 ] && echo ", dma_avail") agree with the kernel" \
 		dma_counts_agree "$1" "$2"
 }
 

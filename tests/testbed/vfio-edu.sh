@@ -1,11 +1,14 @@
+# testbed-hosts: debian iommufd
 # Scenario: QEMU's edu device passed through with --vfio.  The stock Debian
 # guest enumerates minivmm's PCI host and the device; guest userspace reads
 # the ID register through the BAR (a memslot of the VFIO mmap) and, where the
 # guest tool is in the image, raises the interrupt and runs a DMA round trip.
-# On the host side: boot RAM, and nothing else, is pinned (VmLck), the control
+# On the host side: boot RAM, and nothing else, is pinned (VmLck with type1,
+# VmPin with iommufd: the scenario runs on both test hosts), the control
 # socket reports the device, and each start-up refusal gives its one line and
 # exit status 2 - unbound device, low ulimit -l - and an unprivileged user
-# with access to /dev/kvm and the group runs it.
+# with access to /dev/kvm and the group (or /dev/iommu and the device's cdev)
+# runs it.
 . /t/lib.sh
 
 read -r bdf group <<EOF
@@ -22,17 +25,25 @@ start_vm edu pci-edu,vmem-agent --memory 512M --vfio "$bdf,id=edu0"
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted with edu passed through (waited up to ${GUEST_TIMEOUT}s for BOOTED)" \
 	wait_until "$GUEST_TIMEOUT" booted
-vmlck=$(vmlck_kb)
-check "VmLck of minivmm ($vmlck kB) is boot RAM's RAM ranges ($ram_kb kB), to the kB" \
-	[ "${vmlck:-0}" = "$ram_kb" ]
+pinned=$(pinned_kb)
+check "$PINNED of minivmm ($pinned kB) is boot RAM's RAM ranges ($ram_kb kB), to the kB" \
+	[ "${pinned:-0}" = "$ram_kb" ]
+check "$UNPINNED of minivmm stays 0" [ "$(status_kb "$UNPINNED")" = 0 ]
 st=$(ctl status)
 echo "# status: $st"
 field() { echo "$st" | tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *\"*\([^\"]*\)\"*$/\1/p" | head -n 1; }
 check "status: vfio device edu0 at $bdf" [ "$(field id)" = edu0 -a "$(field bdf)" = "$bdf" ]
-check "status: iommu type1, group $group" [ "$(field iommu)" = type1 -a "$(field iommu_group)" = "$group" ]
+check "status: iommu $IOMMU, group $group" [ "$(field iommu)" = "$IOMMU" -a "$(field iommu_group)" = "$group" ]
 check "status: dma_mapped_bytes = $ram_kb kB in 2 mappings" \
 	[ "$(field dma_mapped_bytes)" = $((ram_kb * 1024)) -a "$(field dma_mappings)" = 2 ]
-check "status: dma_avail below 65535 by the 2 mappings" [ "$(field dma_avail)" = 65533 ]
+check "status: pinned_bytes is $PINNED" \
+	[ "$(field pinned_bytes)" = $((pinned * 1024)) -a "$(field pinned_counter)" = "$PINNED" ]
+if [ "$IOMMU" = type1 ]; then
+	check "status: dma_avail below 65535 by the 2 mappings" [ "$(field dma_avail)" = 65533 ]
+else
+	check "status: no dma_avail (iommufd has no entry limit); rlimit_mode user" \
+		[ -z "$(field dma_avail)" -a "$(field rlimit_mode)" = user ]
+fi
 
 # A guest reboot: the device is quiesced and reset, boot RAM stays mapped, and
 # the next boot finds the device again.
@@ -42,8 +53,8 @@ check "guest rebooted and booted again (waited up to ${GUEST_TIMEOUT}s for a sec
 	wait_until "$GUEST_TIMEOUT" booted_twice
 check "after the reboot: the ID register reads 0x010000ED again" \
 	[ "$(tr -d '\r' <"$out" | grep -c "^EDU-ID-DEVMEM: 0x010000ED")" = 2 ]
-vmlck=$(vmlck_kb)
-check "after the reboot: VmLck is still boot RAM ($vmlck kB)" [ "${vmlck:-0}" = "$ram_kb" ]
+pinned=$(pinned_kb)
+check "after the reboot: $PINNED is still boot RAM ($pinned kB)" [ "${pinned:-0}" = "$ram_kb" ]
 check "status: boots 2" status_is boots 2
 stop_vm
 check "guest powered off, minivmm exit 0" [ "$rc" = 0 ]
@@ -110,8 +121,7 @@ check "missing device: exit 2 and one line" [ "$rc" = 2 -a "$(echo "$msg" | wc -
 # An unprivileged user: no CAP_IPC_LOCK, so RLIMIT_MEMLOCK counts.
 echo "tester:x:1000:1000::/tmp:/bin/sh" >>/etc/passwd
 echo "tester:x:1000:" >>/etc/group
-chmod 0666 /dev/kvm
-chown 1000 "/dev/vfio/$group"
+give_device 1000 "$bdf" "$group"
 # as_tester CMD: run CMD (a shell command line) as the user tester (busybox su; root needs no password).
 as_tester() { su -s /bin/sh -c "$1" tester; }
 check "as_tester runs as uid 1000 without CAP_IPC_LOCK" \
@@ -141,6 +151,6 @@ check "as a user with ulimit -l $((ram_kb + 1024)): guest ran and powered off" \
 	grep -q "^RC: 0" /tmp/user.out
 check "as a user: the guest read edu's ID" grep -q "EDU-ID-DEVMEM: 0x010000ED" /tmp/user.out
 [ "$failures" -eq 0 ] || show_output /tmp/user.out
-chown 0 "/dev/vfio/$group"
+give_device 0 "$bdf" "$group"
 
 finish

@@ -3,7 +3,7 @@
 # kernel's own nvme driver (MSI-X, queues and PRP lists in guest memory, heavy
 # DMA): 256 MiB of random data written and read back with equal checksums,
 # then a guest reboot (the controller is reset before anything else) and the
-# same again.  VmLck stays boot RAM throughout.
+# same again.  What is pinned (VmLck) stays boot RAM throughout.
 . /t/lib.sh
 
 read -r bdf group <<EOF2
@@ -22,13 +22,13 @@ st=$(ctl status)
 echo "# status: $st"
 check "status: the controller runs on MSI-X (not MSI, not INTx)" \
 	sh -c "echo '$st' | grep -q '\"irq\": \"msix\"'"
-vmlck=$(vmlck_kb)
-check "VmLck ($vmlck kB) is boot RAM ($ram_kb kB)" [ "${vmlck:-0}" = "$ram_kb" ]
+pinned=$(pinned_kb)
+check "$PINNED ($pinned kB) is boot RAM ($ram_kb kB)" [ "${pinned:-0}" = "$ram_kb" ]
 echo reboot >&3
 check "boot 2: the write and read-back finished again (waited up to ${GUEST_TIMEOUT}s)" \
 	wait_until "$GUEST_TIMEOUT" io_done 2
-vmlck=$(vmlck_kb)
-check "after the reboot: VmLck ($vmlck kB) is boot RAM" [ "${vmlck:-0}" = "$ram_kb" ]
+pinned=$(pinned_kb)
+check "after the reboot: $PINNED ($pinned kB) is boot RAM" [ "${pinned:-0}" = "$ram_kb" ]
 stop_vm
 check "guest powered off, minivmm exit 0" [ "$rc" = 0 ]
 

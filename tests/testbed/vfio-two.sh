@@ -15,8 +15,8 @@ start_vm two pci-edu,vmem-agent --memory 512M --vfio "$bdf0" --vfio "$bdf1,id=se
 booted() { grep -q "BOOTED" "$out"; }
 check "guest booted with two devices passed through (waited up to ${GUEST_TIMEOUT}s)" \
 	wait_until "$GUEST_TIMEOUT" booted
-vmlck=$(vmlck_kb)
-check "VmLck ($vmlck kB) is boot RAM once ($ram_kb kB), not once per group" [ "${vmlck:-0}" = "$ram_kb" ]
+pinned=$(pinned_kb)
+check "$PINNED ($pinned kB) is boot RAM once ($ram_kb kB), not once per group" [ "${pinned:-0}" = "$ram_kb" ]
 st=$(ctl status)
 echo "# status: $st"
 check "status lists vfio0 and second" \

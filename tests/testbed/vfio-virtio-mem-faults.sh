@@ -1,10 +1,12 @@
+# testbed-hosts: debian iommufd
 # Scenario: pinning fails at run time.  minivmm runs as an unprivileged user
 # (given /dev/kvm and edu's group, no CAP_IPC_LOCK) with virtio-mem and edu.
 # At start-up RLIMIT_MEMLOCK must cover the worst case (boot RAM + the whole
 # region): below it minivmm refuses in one line.  While it runs, the test
 # lowers the limit (prlimit) below what a resize needs: the plug whose
-# MAP_DMA fails is answered BUSY and rolled back - nothing stays half-mapped
-# (VmLck - boot RAM == plugged_size), status counts the refusal with its
+# map fails is answered BUSY and rolled back - nothing stays half-mapped
+# (pinned - boot RAM == plugged_size; VmLck with type1, VmPin with iommufd,
+# which charges the limit per user), status counts the refusal with its
 # reason, the guest marks no device broken and keeps running.  After the
 # limit is raised again the guest's retry (Linux waits 50 s) plugs the rest.
 # (/t/bin/set-memlock stands in for prlimit(1), which the test host lacks.)
@@ -20,8 +22,7 @@ worst_kb=$((ram_kb + region_kb))
 
 echo "tester:x:1000:1000::/tmp:/bin/sh" >>/etc/passwd
 echo "tester:x:1000:" >>/etc/group
-chmod 0666 /dev/kvm
-chown 1000 "/dev/vfio/$group"
+give_device 1000 "$bdf" "$group"
 vm_args="--memory 512M --virtio-mem size=2G,requested=256M --vfio $bdf,id=edu0"
 
 # Below the worst case: refused before anything is pinned.
@@ -59,10 +60,10 @@ ctl resize 1G >/dev/null
 refused() { [ "$(status_field refused_plugs)" -ge 1 ]; }
 check "a plug was refused (waited up to 120 s)" wait_until 120 refused
 plugged=$(status_field plugged_size)
-vmlck=$(vmlck_kb)
-echo "# refused: plugged_size $plugged, VmLck $vmlck kB, status: $(ctl status | tr -d '\n' | sed 's/.*"last_refusal"/"last_refusal"/;s/,.*//')"
-check "nothing half-mapped: VmLck - boot RAM ($((vmlck - ram_kb)) kB) == plugged_size" \
-	[ $((vmlck - ram_kb)) = $((plugged / 1024)) ]
+pinned=$(pinned_kb)
+echo "# refused: plugged_size $plugged, $PINNED $pinned kB, status: $(ctl status | tr -d '\n' | sed 's/.*"last_refusal"/"last_refusal"/;s/,.*//')"
+check "nothing half-mapped: $PINNED - boot RAM ($((pinned - ram_kb)) kB) == plugged_size" \
+	[ $((pinned - ram_kb)) = $((plugged / 1024)) ]
 check "plugged_size stayed within the limit ($((plugged / MiB)) MiB <= 320 MiB)" \
 	[ "$plugged" -ge $((256 * MiB)) -a "$plugged" -le $((320 * MiB)) ]
 names_memlock() { ctl status | grep -q '"last_refusal": "[^"]*locked-memory limit'; }
@@ -85,6 +86,6 @@ wait "$su_pid"
 rc=$?
 exec 3>&-
 check "minivmm exit 0" [ "$rc" = 0 ]
-chown 0 "/dev/vfio/$group"
+give_device 0 "$bdf" "$group"
 [ "$failures" -eq 0 ] || show_output "$out"
 finish

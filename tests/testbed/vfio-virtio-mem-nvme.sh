@@ -1,11 +1,13 @@
 # testbed-options: --nvme 1
+# testbed-hosts: debian iommufd
 # Scenario: an NVMe controller passed through, driven by the guest kernel's
 # own nvme driver, while virtio-mem resizes 512M -> 1536M -> 256M under it:
 # the guest writes and reads back pseudo-random data through the disk
 # (O_DIRECT, so every byte is device DMA, much of it from and to plugged
 # virtio-mem memory) again and again during the resizes.  Every read-back
-# equals what was written, no DMAR fault, and VmLck follows plugged_size at
-# each step.
+# equals what was written, no DMAR fault, and the pinned memory (VmLck with
+# type1, VmPin with iommufd: the scenario runs on both test hosts) follows
+# plugged_size at each step.
 . /t/lib.sh
 
 read -r bdf group <<EOF2
