@@ -2,6 +2,7 @@
 #include "vfio/iommu.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -135,6 +136,24 @@ void vfio_iommu_close(struct vfio_iommu *io)
     io->kvm_dev_fd = -1;
     pthread_mutex_destroy(&io->lock);
     io->ops->close(io); /* frees io */
+}
+
+int vfio_open_node(const char *path, const char *bdf, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == EACCES || e == EPERM)
+        return errf(err, errlen,
+                    "--vfio %s: no permission to open %s: run as root or give this user the "
+                    "device (chown USER %s)",
+                    bdf, path, path);
+    if (e == EBUSY)
+        return errf(err, errlen,
+                    "--vfio %s: %s is in use by another process (another VMM?); stop it first", bdf,
+                    path);
+    return errf(err, errlen, "--vfio %s: cannot open %s: %s", bdf, path, strerror(e));
 }
 
 const char *vfio_iova_ranges_text(const struct vfio_iommu_limits *l, char *buf, size_t len)

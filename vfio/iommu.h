@@ -132,6 +132,12 @@ void vfio_iommu_status(struct vfio_iommu *io, struct json *j);
 
 void vfio_iommu_close(struct vfio_iommu *io);
 
+/*
+ * For backends: open the device node path (a group or a cdev) of bdf read
+ * and write.  The fd, or -1 with a one-line reason and fix in err.
+ */
+int vfio_open_node(const char *path, const char *bdf, char *err, size_t errlen);
+
 /* "0x0-0xfedfffff, 0xfef00000-0x7fffffffff" */
 const char *vfio_iova_ranges_text(const struct vfio_iommu_limits *l, char *buf, size_t len);
 

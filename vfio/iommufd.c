@@ -72,20 +72,9 @@ static int iommufd_add_device(struct vfio_iommu *io, const char *bdf, int group,
                     "CONFIG_VFIO_DEVICE_CDEV; use iommu=type1",
                     bdf, f->sysfs, bdf);
     snprintf(path, sizeof(path), "%s/%s", VFIO_CDEV_DIR, name);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == EACCES || e == EPERM)
-            return errf(err, errlen,
-                        "--vfio %s: no permission to open %s: run as root or give this user the "
-                        "device (chown USER %s)",
-                        bdf, path, path);
-        if (e == EBUSY)
-            return errf(err, errlen,
-                        "--vfio %s: %s is in use by another process (another VMM?); stop it first",
-                        bdf, path);
-        return errf(err, errlen, "--vfio %s: cannot open %s: %s", bdf, path, strerror(e));
-    }
+    int fd = vfio_open_node(path, bdf, err, errlen);
+    if (fd < 0)
+        return -1;
     struct vfio_device_bind_iommufd bind = {.argsz = sizeof(bind), .iommufd = f->fd};
     if (io->ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
         int e = errno;

@@ -94,21 +94,9 @@ static int type1_group(struct vfio_type1 *t, int group, const char *bdf, char *e
         return errf(err, errlen, "--vfio %s: more than %d IOMMU groups", bdf, VFIO_MAX_GROUPS);
     char path[64];
     snprintf(path, sizeof(path), "%s/%d", VFIO_DIR, group);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == EACCES || e == EPERM)
-            return errf(err, errlen,
-                        "--vfio %s: no permission to open %s: run as root or give this user the "
-                        "group's device (chown USER %s)",
-                        bdf, path, path);
-        if (e == EBUSY)
-            return errf(err, errlen,
-                        "--vfio %s: IOMMU group %d (%s) is in use by another process (another "
-                        "VMM?); stop it first",
-                        bdf, group, path);
-        return errf(err, errlen, "--vfio %s: cannot open %s: %s", bdf, path, strerror(e));
-    }
+    int fd = vfio_open_node(path, bdf, err, errlen);
+    if (fd < 0)
+        return -1;
     struct vfio_group_status st = {.argsz = sizeof(st)};
     if (ioctl(fd, VFIO_GROUP_GET_STATUS, &st) < 0) {
         close(fd);

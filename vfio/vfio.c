@@ -74,14 +74,14 @@ const char *vfio_iommu_kind_name(enum vfio_iommu_kind k)
     return k == VFIO_IOMMU_TYPE1 ? "type1" : k == VFIO_IOMMU_IOMMUFD ? "iommufd" : "auto";
 }
 
-/* Does the device have a VFIO cdev that this host's /dev shows? */
+/* Does the device have a VFIO cdev that this host's /dev shows and this user may open? */
 static bool has_cdev(const char *sysfs, const char *dev, const char *bdf)
 {
     char name[32], path[PATH_MAX];
     if (vfio_sysfs_cdev(sysfs, bdf, name, sizeof(name)) < 0)
         return false;
     snprintf(path, sizeof(path), "%s/vfio/devices/%s", dev, name);
-    return access(path, F_OK) == 0;
+    return access(path, R_OK | W_OK) == 0;
 }
 
 int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *sysfs,
@@ -109,13 +109,19 @@ int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *s
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/iommu", dev);
     *kind = VFIO_IOMMU_TYPE1;
+    /* A user set up for type1 (the group's device only) keeps type1. */
     if (access(path, F_OK) < 0) {
         *why = "auto: the host has no /dev/iommu";
         return 0;
     }
+    if (access(path, R_OK | W_OK) < 0) {
+        *why = "auto: this user may not open /dev/iommu";
+        return 0;
+    }
     for (unsigned i = 0; i < n; i++)
         if (!has_cdev(sysfs, dev, opts[i].bdf)) {
-            *why = "auto: a device has no VFIO cdev under /dev/vfio/devices";
+            *why = "auto: a device has no VFIO cdev under /dev/vfio/devices that this user may "
+                   "open";
             return 0;
         }
     *kind = VFIO_IOMMU_IOMMUFD;

@@ -74,7 +74,7 @@ int vfio_parse_option(const char *arg, unsigned index, struct vfio_options *o, c
  * The one IOMMU backend of the VM (every device shares one address space,
  * so boot RAM and each plugged block are mapped and pinned once): the
  * devices' explicit iommu= choices, which must agree; with none, iommufd if
- * dev/iommu exists and every device has a cdev (sysfs, then
+ * this user may open dev/iommu and every device's cdev (found in sysfs, under
  * dev/vfio/devices/), else type1.  sysfs and dev are "/sys" and "/dev"
  * (a fake tree in the unit tests).  *why says how auto chose.  0, or -1
  * with err.

@@ -598,6 +598,7 @@ static void test_choose_iommu(void **state)
     mk("dev/iommu");
     assert_int_equal(choose(o, 2, &why, &rc, err, sizeof(err)), VFIO_IOMMU_TYPE1);
     assert_non_null(strstr(why, "no VFIO cdev"));
+    /* (Access rights are checked too, but the tests run as root, who may open anything.) */
     /* One of the two has one; one in sysfs only (no /dev node) does not count. */
     fake_cdev("0000:00:03.0", "vfio0", true);
     fake_cdev("0000:00:04.0", "vfio1", false);
