@@ -292,6 +292,18 @@ guest_run() {
 	ran=$(tr -d '\r' <"$out" | sed -n "/^$marker-BEGIN/,/^$marker-END/p")
 }
 
+# refused WHAT PATTERN MINIVMM-ARGS...: minivmm --kernel $KERNEL with ARGS
+# exits 2 with one line, which matches the grep pattern PATTERN.
+refused() {
+	what=$1 pattern=$2
+	shift 2
+	msg=$(minivmm --kernel "$KERNEL" "$@" 2>&1)
+	rc=$?
+	echo "# $what: $msg"
+	check "$what: exit 2 with one line" [ "$rc" = 2 -a "$(echo "$msg" | wc -l)" = 1 ]
+	check "$what: ... matching '$pattern'" sh -c "echo '$msg' | grep -q '$pattern'"
+}
+
 # When a check failed while minivmm still runs: where is each of its threads?
 diagnose_vm() {
 	[ -n "${vm_pid:-}" ] && [ -d "/proc/$vm_pid" ] || return 0
