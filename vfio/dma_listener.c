@@ -41,7 +41,7 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
         uint64_t stop = bitmap_find(l->mapped, i, end, false);
         char why[256];
         l->unmap_calls++;
-        if (vfio_iommu_unmap(l->iommu, gpa_of(l, i), (stop - i) * l->block_size, stop - i, why,
+        if (vfio_iommu_unmap(l->iommu, gpa_of(l, i), (stop - i) * l->block_size, stop - i, 0, why,
                              sizeof(why)) == 0) {
             set_mapped(l, i, stop, false);
         } else if (stop - i == 1) {
@@ -49,11 +49,14 @@ static int unmap_blocks(struct vfio_dma_listener *l, uint64_t first, uint64_t en
                 errf(err, errlen, "%s", why);
             ret = -1;
         } else {
-            /* Try each block alone: what can go, goes; the bitmap says what stays. */
+            /*
+             * Try each block alone: what can go, goes; the bitmap says what
+             * stays.  The failed call may have taken some of them already.
+             */
             for (uint64_t b = i; b < stop; b++) {
                 l->unmap_calls++;
-                if (vfio_iommu_unmap(l->iommu, gpa_of(l, b), l->block_size, 1, why, sizeof(why)) ==
-                    0) {
+                if (vfio_iommu_unmap(l->iommu, gpa_of(l, b), l->block_size, 1, VFIO_UNMAP_RETRY,
+                                     why, sizeof(why)) == 0) {
                     set_mapped(l, b, b + 1, false);
                 } else {
                     if (ret == 0)

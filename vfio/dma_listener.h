@@ -25,7 +25,9 @@
  *                     memory instead of discarding it.
  * Its bitmap of mapped blocks is the authority on what is mapped
  * (virtio-mem-and-vfio.md §5.7): it only ever unmaps exact runs of blocks it
- * mapped, and never infers state from the kernel's error codes.
+ * mapped, and infers nothing from the kernel's answers but this: in the
+ * block-by-block retry after a failed unmap, one block the kernel no longer
+ * has went in that failed call (VFIO_UNMAP_RETRY, vfio/iommu.h).
  *
  * The IOMMU backend (vfio/iommu.h: type1 or iommufd, or a fake in the unit
  * tests) does the mapping; the rules above hold for both, since they keep

@@ -56,10 +56,10 @@ int vfio_iommu_map(struct vfio_iommu *io, uint64_t iova, uint64_t size, void *hv
     return 0;
 }
 
-int vfio_iommu_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr, char *err,
-                     size_t errlen)
+int vfio_iommu_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr,
+                     unsigned flags, char *err, size_t errlen)
 {
-    if (io->ops->unmap(io, iova, size, nr, err, errlen) < 0)
+    if (io->ops->unmap(io, iova, size, nr, flags, err, errlen) < 0)
         return -1; /* what may still be mapped stays counted, as the caller keeps it */
     pthread_mutex_lock(&io->lock);
     io->mappings -= nr <= io->mappings ? nr : io->mappings;
@@ -88,7 +88,7 @@ int vfio_iommu_attach_kvm(struct vfio_iommu *io, int vm_fd, char *err, size_t er
             .addr = (uint64_t)(uintptr_t)&fd,
         };
         if (ioctl(io->kvm_dev_fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
-            return errf(err, errlen, "KVM VFIO device: adding a %s file: %s", io->ops->name,
+            return errf(err, errlen, "KVM VFIO device: adding %s file %u: %s", io->ops->name, i,
                         strerror(errno));
     }
     return 0;

@@ -22,7 +22,9 @@
  *   3. vfio_iommu_map() / vfio_iommu_unmap(): boot RAM once at start-up;
  *      virtio-mem blocks while plugged, from the DMA listeners (the thread
  *      that plugs, holding the tracker's lock).  IOVA == guest-physical.
- *   4. vfio_iommu_attach_kvm() on every new KVM VM fd (every boot).
+ *   4. vfio_iommu_attach_kvm() on every new KVM VM fd (every boot).  The
+ *      devices were bound before any KVM VM existed, so a VFIO driver sees
+ *      no KVM at bind time; vfio-pci needs none (only s390's zPCI does).
  *   5. vfio_iommu_status() from the control socket.
  *   6. vfio_iommu_close() at exit: the kernel drops every mapping and pin.
  */
@@ -52,13 +54,17 @@ struct vfio_iommu_limits {
     /*
      * How the kernel charges pinned memory to RLIMIT_MEMLOCK: per process
      * (type1; iommufd in "mm" mode) or per user, summed over every process
-     * of the user that pins (iommufd's default).  Root (CAP_IPC_LOCK) is not
-     * charged either way.
+     * of the user that pins (iommufd's default).  With CAP_IPC_LOCK the
+     * limit is not checked either way (type1 still counts VmLck, iommufd
+     * VmPin).
      */
     bool memlock_per_user;
 };
 
 struct vfio_iommu;
+
+/* vfio_iommu_unmap() flags. */
+#define VFIO_UNMAP_RETRY 1u /* a failed unmap over this range came first */
 
 /* How a backend reaches the kernel: ioctl(2), or a fake kernel in the unit tests. */
 typedef int (*vfio_ioctl_fn)(int fd, unsigned long request, void *arg);
@@ -76,11 +82,15 @@ struct vfio_iommu_ops {
     /*
      * Unmap [iova, iova + size), which the caller mapped as exactly nr whole
      * mappings.  0: nothing of the range is mapped any more.  -1 with err and
-     * errno: some of it may still be (on type1 a failed unmap changed
-     * nothing; on iommufd it may have removed some of the mappings).
+     * errno: some of it may still be.  A failed unmap may have removed part
+     * of the range (iommufd stops at the first problem; type1 refuses
+     * atomically, but fails here too when it unmapped fewer bytes than
+     * asked).  flags VFIO_UNMAP_RETRY: such a failed unmap over this range
+     * came first; then, for one whole mapping (nr == 1), finding nothing is
+     * success - it went in that call - and only then.
      */
-    int (*unmap)(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr, char *err,
-                 size_t errlen);
+    int (*unmap)(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr, unsigned flags,
+                 char *err, size_t errlen);
     /* Status fields of this backend only (optional). */
     void (*status)(struct vfio_iommu *io, struct json *j);
     void (*close)(struct vfio_iommu *io);
@@ -112,8 +122,8 @@ bool vfio_iova_ok(const struct vfio_iommu_limits *l, uint64_t iova, uint64_t siz
 /* The backend's map and unmap (see struct vfio_iommu_ops), counted. */
 int vfio_iommu_map(struct vfio_iommu *io, uint64_t iova, uint64_t size, void *hva, char *err,
                    size_t errlen);
-int vfio_iommu_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr, char *err,
-                     size_t errlen);
+int vfio_iommu_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr,
+                     unsigned flags, char *err, size_t errlen);
 
 /* Create the KVM VFIO device on vm_fd (closing the previous boot's) and add every file. */
 int vfio_iommu_attach_kvm(struct vfio_iommu *io, int vm_fd, char *err, size_t errlen);

@@ -48,6 +48,9 @@ static int read_ranges(struct vfio_iommufd *f, char *err, size_t errlen)
     if (f->iommu.ioctl(f->fd, IOMMU_IOAS_IOVA_RANGES, &q) < 0 && errno != EMSGSIZE)
         return errf(err, errlen, "IOMMU_IOAS_IOVA_RANGES: %s", strerror(errno));
     /* EMSGSIZE: more than we keep; the first VFIO_MAX_IOVA_RANGES are filled in. */
+    if (q.num_iovas > VFIO_MAX_IOVA_RANGES)
+        warn("iommufd reports %u IOVA ranges; minivmm uses the first %d", q.num_iovas,
+             VFIO_MAX_IOVA_RANGES);
     struct vfio_iommu_limits *l = &f->iommu.limits;
     l->nr_ranges = 0;
     for (uint32_t i = 0; i < q.num_iovas && i < VFIO_MAX_IOVA_RANGES; i++)
@@ -79,9 +82,16 @@ static int iommufd_add_device(struct vfio_iommu *io, const char *bdf, int group,
     if (io->ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
         int e = errno;
         close(fd);
+        const char *hint = "";
+        if (e == EBUSY)
+            hint = " (its group is in use through /dev/vfio, by another VMM?)";
+        else if (e == EINVAL)
+            hint = " (the device is open already, by another VMM?)";
+        else if (e == EPERM)
+            hint = " (this IOMMU cannot isolate the device's MSIs; iommufd then refuses unless "
+                   "loaded with allow_unsafe_interrupts=1; or use iommu=type1)";
         return errf(err, errlen, "--vfio %s: VFIO_DEVICE_BIND_IOMMUFD on %s: %s%s", bdf, path,
-                    strerror(e),
-                    e == EBUSY ? " (its group is in use through /dev/vfio, by another VMM?)" : "");
+                    strerror(e), hint);
     }
     struct vfio_device_attach_iommufd_pt attach = {.argsz = sizeof(attach), .pt_id = f->ioas_id};
     if (io->ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) < 0) {
@@ -132,7 +142,7 @@ static int iommufd_map(struct vfio_iommu *io, uint64_t iova, uint64_t size, void
 }
 
 static int iommufd_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr,
-                         char *err, size_t errlen)
+                         unsigned flags, char *err, size_t errlen)
 {
     struct vfio_iommufd *f = iommufd_of(io);
     struct iommu_ioas_unmap unmap = {
@@ -143,8 +153,11 @@ static int iommufd_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, ui
     };
     if (io->ioctl(f->fd, IOMMU_IOAS_UNMAP, &unmap) < 0) {
         int e = errno;
-        if (e == ENOENT && nr == 1) {
-            /* One whole mapping of ours cannot be split: nothing is mapped there any more. */
+        if (e == ENOENT && nr == 1 && (flags & VFIO_UNMAP_RETRY)) {
+            /*
+             * The failed unmap before this one took it: one whole mapping of
+             * ours cannot be split, so ENOENT means nothing is mapped there.
+             */
             debug("iommufd: the mapping at %#llx was gone already", (unsigned long long)iova);
             return 0;
         }

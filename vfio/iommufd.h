@@ -16,11 +16,14 @@
  *   unmap       IOMMU_IOAS_UNMAP.  Unlike type1, an unmap that finds nothing
  *               fails with ENOENT, and one that would split a mapping fails
  *               with ENOENT after removing what it met before the split.  The
- *               callers unmap only exact runs of their own mappings, so an
- *               ENOENT for a single mapping means it is gone already (an
- *               earlier partial failure took it): that unmap succeeds.
- *   status      "rlimit_mode" ("user" or "mm"), "ioas_id".
- * Main thread, except map and unmap (any thread; the kernel serialises).
+ *               callers unmap only exact runs of their own mappings; in the
+ *               retry after a failed unmap (VFIO_UNMAP_RETRY), an ENOENT for a
+ *               single whole mapping means that call took it: success.
+ *   status      "rlimit_mode" ("user" or "mm", as the kernel reports it; with
+ *               CAP_IPC_LOCK nothing is charged either way), "ioas_id".
+ * The devices are bound before any KVM VM exists (see iommu.h).
+ * Main thread, except map and unmap (any thread, but never two on the same
+ * range at once: the kernel answers EBUSY to that).
  */
 #ifndef MINIVMM_VFIO_IOMMUFD_H
 #define MINIVMM_VFIO_IOMMUFD_H

@@ -183,10 +183,9 @@ static int type1_map(struct vfio_iommu *io, uint64_t iova, uint64_t size, void *
     return -1;
 }
 
-static int type1_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr, char *err,
-                       size_t errlen)
+static int type1_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t nr,
+                       unsigned flags, char *err, size_t errlen)
 {
-    (void)nr; /* type1 removes whole mappings only, all or nothing */
     struct vfio_iommu_type1_dma_unmap unmap = {
         .argsz = sizeof(unmap),
         .iova = iova,
@@ -200,6 +199,9 @@ static int type1_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint
         errno = e;
         return -1;
     }
+    /* Nothing there: one whole mapping of ours that an earlier short unmap took already. */
+    if (unmap.size == 0 && nr == 1 && (flags & VFIO_UNMAP_RETRY))
+        return 0;
     if (unmap.size != size) {
         /* Someone else's idea of the mappings differs from ours: say so, trust nothing. */
         errno = EIO;

@@ -12,8 +12,10 @@
  *   map         VFIO_IOMMU_MAP_DMA: pins the pages, counted in VmLck;
  *               each call takes one of dma_entry_limit's entries.
  *   unmap       VFIO_IOMMU_UNMAP_DMA: cannot split a mapping and changes
- *               nothing when it fails; unmapping fewer bytes than asked means
- *               minivmm's idea of the mappings is wrong: it fails (EIO).
+ *               nothing when the kernel refuses; unmapping fewer bytes than
+ *               asked means minivmm's idea of the mappings is wrong: it fails
+ *               (EIO), though what was there went.  In the retry after that
+ *               (VFIO_UNMAP_RETRY) one whole mapping found gone is success.
  *   status      "dma_avail": the entries left, re-read from the kernel.
  * Main thread, except map and unmap (any thread; the kernel serialises).
  */

@@ -3,6 +3,7 @@
 #include "vfio/vfio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,19 +75,25 @@ const char *vfio_iommu_kind_name(enum vfio_iommu_kind k)
     return k == VFIO_IOMMU_TYPE1 ? "type1" : k == VFIO_IOMMU_IOMMUFD ? "iommufd" : "auto";
 }
 
-/* Does the device have a VFIO cdev that this host's /dev shows and this user may open? */
+/* May this process (its effective ids) open path for reading and writing? */
+static bool usable(const char *path)
+{
+    return faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) == 0;
+}
+
+/* Does the device have a VFIO cdev that this host's /dev shows and this process may open? */
 static bool has_cdev(const char *sysfs, const char *dev, const char *bdf)
 {
     char name[32], path[PATH_MAX];
     if (vfio_sysfs_cdev(sysfs, bdf, name, sizeof(name)) < 0)
         return false;
     snprintf(path, sizeof(path), "%s/vfio/devices/%s", dev, name);
-    return access(path, R_OK | W_OK) == 0;
+    return usable(path);
 }
 
 int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *sysfs,
-                      const char *dev, enum vfio_iommu_kind *kind, const char **why, char *err,
-                      size_t errlen)
+                      const char *dev, enum vfio_iommu_kind *kind, char *why, size_t whylen,
+                      char *err, size_t errlen)
 {
     const struct vfio_options *chosen = NULL;
     for (unsigned i = 0; i < n; i++) {
@@ -103,7 +110,7 @@ int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *s
     }
     if (chosen) {
         *kind = chosen->iommu;
-        *why = "asked for";
+        snprintf(why, whylen, "asked for");
         return 0;
     }
     char path[PATH_MAX];
@@ -111,21 +118,22 @@ int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *s
     *kind = VFIO_IOMMU_TYPE1;
     /* A user set up for type1 (the group's device only) keeps type1. */
     if (access(path, F_OK) < 0) {
-        *why = "auto: the host has no /dev/iommu";
+        snprintf(why, whylen, "auto: the host has no %s", path);
         return 0;
     }
-    if (access(path, R_OK | W_OK) < 0) {
-        *why = "auto: this user may not open /dev/iommu";
+    if (!usable(path)) {
+        snprintf(why, whylen, "auto: this user may not open %s", path);
         return 0;
     }
     for (unsigned i = 0; i < n; i++)
         if (!has_cdev(sysfs, dev, opts[i].bdf)) {
-            *why = "auto: a device has no VFIO cdev under /dev/vfio/devices that this user may "
-                   "open";
+            snprintf(why, whylen,
+                     "auto: %s has no VFIO cdev under %s/vfio/devices that this user may open",
+                     opts[i].bdf, dev);
             return 0;
         }
     *kind = VFIO_IOMMU_IOMMUFD;
-    *why = "auto: the host has /dev/iommu and every device a VFIO cdev";
+    snprintf(why, whylen, "auto: the host has %s and every device a VFIO cdev", path);
     return 0;
 }
 
@@ -136,7 +144,7 @@ static int vfio_attach(struct device *dev, int vm_fd, char *err, size_t errlen)
 }
 
 /* At exit, newest device first: the regions' trackers still exist. */
-static void vfio_container_destroy(struct device *dev)
+static void vfio_iommu_destroy(struct device *dev)
 {
     struct vfio *v = container_of(dev, struct vfio, dev);
     for (unsigned i = 0; i < v->nr_dma; i++)
@@ -144,10 +152,27 @@ static void vfio_container_destroy(struct device *dev)
     v->nr_dma = 0;
 }
 
-static const struct device_ops vfio_container_dev_ops = {
+static const struct device_ops vfio_iommu_dev_ops = {
     .attach = vfio_attach,
-    .destroy = vfio_container_destroy,
+    .destroy = vfio_iommu_destroy,
 };
+
+/* Open the backend of kind and add every device to it; on failure nothing stays open. */
+static int open_backend(struct vfio *v, enum vfio_iommu_kind kind, char *err, size_t errlen)
+{
+    if ((kind == VFIO_IOMMU_IOMMUFD ? vfio_iommufd_open(&v->iommu, v->sysfs, err, errlen)
+                                    : vfio_type1_open(&v->iommu, err, errlen)) < 0)
+        return -1;
+    for (unsigned i = 0; i < v->nr; i++) {
+        v->device_fd[i] = vfio_iommu_add_device(v->iommu, v->opts[i].bdf, v->group[i], err, errlen);
+        if (v->device_fd[i] < 0) {
+            vfio_iommu_close(v->iommu); /* closes the devices added so far */
+            v->iommu = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
 
 int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char *err, size_t errlen)
 {
@@ -172,19 +197,24 @@ int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char 
             return -1;
     }
     enum vfio_iommu_kind kind;
-    const char *why;
-    if (vfio_choose_iommu(opts, n, v->sysfs, v->dev_root, &kind, &why, err, errlen) < 0)
+    char why[256];
+    if (vfio_choose_iommu(opts, n, v->sysfs, v->dev_root, &kind, why, sizeof(why), err, errlen) < 0)
         return -1;
     debug("vfio: IOMMU backend %s (%s)", vfio_iommu_kind_name(kind), why);
-    if ((kind == VFIO_IOMMU_IOMMUFD ? vfio_iommufd_open(&v->iommu, v->sysfs, err, errlen)
-                                    : vfio_type1_open(&v->iommu, err, errlen)) < 0)
+    if (open_backend(v, kind, err, errlen) == 0)
+        return 0;
+    if (kind != VFIO_IOMMU_IOMMUFD || strncmp(why, "auto", 4) != 0)
         return -1;
-    for (unsigned i = 0; i < n; i++) {
-        v->device_fd[i] = vfio_iommu_add_device(v->iommu, opts[i].bdf, v->group[i], err, errlen);
-        if (v->device_fd[i] < 0)
-            return -1;
+    /* auto: nothing is mapped yet, so type1 can still take over. */
+    char first[512];
+    snprintf(first, sizeof(first), "%s", err);
+    if (open_backend(v, VFIO_IOMMU_TYPE1, err, errlen) == 0) {
+        warn("vfio: iommu=auto: iommufd could not take the devices (%s); using type1", first);
+        return 0;
     }
-    return 0;
+    char second[512];
+    snprintf(second, sizeof(second), "%s", err);
+    return errf(err, errlen, "%s (and type1, tried next: %s)", first, second);
 }
 
 /* Does this process have CAP_IPC_LOCK (pinning then ignores RLIMIT_MEMLOCK)? */
@@ -363,8 +393,8 @@ int vfio_setup_dma(struct vfio *v, const struct mm_map *map, bool *user_error, c
 int vfio_create_devices(struct vfio *v, const struct dev_host *h, struct pci_host *pci, char *err,
                         size_t errlen)
 {
-    v->dev.name = "vfio-container";
-    v->dev.ops = &vfio_container_dev_ops;
+    v->dev.name = "vfio-iommu";
+    v->dev.ops = &vfio_iommu_dev_ops;
     dev_host_add_device(h, &v->dev);
     for (unsigned i = 0; i < v->nr; i++) {
         v->devices[i] = vfio_pci_create(h, pci, v->iommu, v->device_fd[i], v->opts[i].id,

@@ -6,7 +6,9 @@
  *   1. vfio_open()      at start-up, before KVM is set up: checks every
  *                       device in sysfs (vfio/sysfs.h), chooses the IOMMU
  *                       backend (vfio_choose_iommu), opens it and adds every
- *                       device to it.  A failure is a user error (exit 2).
+ *                       device to it (an auto choice of iommufd that fails
+ *                       there falls back to type1, with a warning).  A
+ *                       failure is a user error (exit 2).
  *   2. vfio_limit_map() once the memory map exists, before any device
  *                       region is placed: the IOMMU's IOVA ranges become the
  *                       map's DMA spans, so that regions are placed inside.
@@ -49,7 +51,7 @@ struct json;
 #define VFIO_MAX_DEVICES 8
 
 enum vfio_iommu_kind {
-    VFIO_IOMMU_AUTO,    /* iommufd where the host has it, else type1 */
+    VFIO_IOMMU_AUTO,    /* iommufd where the host has it and this user may use it, else type1 */
     VFIO_IOMMU_TYPE1,   /* the legacy container, /dev/vfio/vfio */
     VFIO_IOMMU_IOMMUFD, /* /dev/iommu and the device's cdev */
 };
@@ -76,12 +78,14 @@ int vfio_parse_option(const char *arg, unsigned index, struct vfio_options *o, c
  * devices' explicit iommu= choices, which must agree; with none, iommufd if
  * this user may open dev/iommu and every device's cdev (found in sysfs, under
  * dev/vfio/devices/), else type1.  sysfs and dev are "/sys" and "/dev"
- * (a fake tree in the unit tests).  *why says how auto chose.  0, or -1
- * with err.
+ * (a fake tree in the unit tests).  why says how it chose ("auto: ..." or
+ * "asked for").  0, or -1 with err.  (vfio_open also falls back from an
+ * auto iommufd that cannot take the devices to type1, before anything is
+ * mapped.)
  */
 int vfio_choose_iommu(const struct vfio_options *opts, unsigned n, const char *sysfs,
-                      const char *dev, enum vfio_iommu_kind *kind, const char **why, char *err,
-                      size_t errlen);
+                      const char *dev, enum vfio_iommu_kind *kind, char *why, size_t whylen,
+                      char *err, size_t errlen);
 
 const char *vfio_iommu_kind_name(enum vfio_iommu_kind k);
 

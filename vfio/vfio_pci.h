@@ -2,10 +2,10 @@
  * vfio_pci.h - one PCI function passed through with VFIO, as a function on
  * minivmm's PCI host.
  *
- * Created by vfio_setup_devices() (vfio.h) on the main thread at start-up,
- * after the container holds the device's group and boot RAM is mapped.  The
- * device owns its VFIO device fd, the mmaps of its BARs, its eventfds and
- * the GSIs of its MSI/MSI-X vectors.
+ * Created by vfio_create_devices() (vfio.h) on the main thread at start-up,
+ * after the IOMMU backend took the device (vfio/iommu.h) and boot RAM is
+ * mapped.  The device uses the VFIO device fd the backend owns, and owns the
+ * mmaps of its BARs, its eventfds and the GSIs of its MSI/MSI-X vectors.
  *
  *   BARs:   memory BARs (and their mmappable parts, from the region's
  *           sparse-mmap capability) are mmapped from the device fd and put

@@ -86,7 +86,7 @@ struct vm {
 
     struct pci_host pci;
     struct irq_routes routes; /* GSI routing: IOAPIC/PIC pins and MSI vectors */
-    struct vfio vfio;         /* --vfio devices, their container, boot RAM's DMA mappings */
+    struct vfio vfio;         /* --vfio devices, their IOMMU backend, boot RAM's DMA mappings */
 
     struct vcpu *vcpus;
     unsigned nr_vcpus;

@@ -292,17 +292,20 @@ guest_run() {
 	ran=$(tr -d '\r' <"$out" | sed -n "/^$marker-BEGIN/,/^$marker-END/p")
 }
 
-# refused WHAT PATTERN MINIVMM-ARGS...: minivmm --kernel $KERNEL with ARGS
-# exits 2 with one line, which matches the grep pattern PATTERN.
-refused() {
+# refused_with WHAT PATTERN MINIVMM-ARGS...: minivmm --kernel $KERNEL with
+# ARGS exits 2 with one line ($msg), which matches the grep pattern PATTERN.
+refused_with() {
 	what=$1 pattern=$2
 	shift 2
 	msg=$(minivmm --kernel "$KERNEL" "$@" 2>&1)
 	rc=$?
 	echo "# $what: $msg"
 	check "$what: exit 2 with one line" [ "$rc" = 2 -a "$(echo "$msg" | wc -l)" = 1 ]
-	check "$what: ... matching '$pattern'" sh -c "echo '$msg' | grep -q '$pattern'"
+	check "$what: ... matching '$pattern'" msg_matches "$pattern"
 }
+# msg_matches PATTERN: $msg matches the grep pattern PATTERN; msg_lacks: it does not.
+msg_matches() { echo "$msg" | grep -q -- "$1"; }
+msg_lacks() { ! msg_matches "$1"; }
 
 # When a check failed while minivmm still runs: where is each of its threads?
 diagnose_vm() {

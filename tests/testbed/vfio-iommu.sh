@@ -56,6 +56,15 @@ if [ "$HOST_KERNEL" = iommufd ]; then
 	ioas=$(echo "$st" | grep -o '"ioas_id": [0-9]*' | sort -u | wc -l)
 	check "two: both devices are in one IOAS" \
 		[ "$(echo "$st" | grep -o '"ioas_id": [0-9]*' | wc -l)" = 2 -a "$ioas" = 1 ]
+	# auto when iommufd cannot take the device (another VMM holds it through
+	# its group): type1 is tried next, and the one line says both.
+	start_vm holder vmem-agent --memory 512M --vfio "$bdf,iommu=type1"
+	check "holder: minivmm is up (waited up to 60 s for its control socket)" wait_until 60 socket_up
+	refused_with "auto while another VMM holds the device" \
+		"VFIO_DEVICE_BIND_IOMMUFD.* (and type1, tried next: .*in use by another process" \
+		--memory 512M --vfio "$bdf"
+	kill_vm
+	end_vm 30 "the shutdown command"
 	# A user set up for type1 (given the group's device, not /dev/iommu or the
 	# cdev) keeps type1 under auto.  (The test kernel triple-faults at once:
 	# the backend is chosen and boot RAM pinned before the vCPU runs.)
@@ -69,14 +78,17 @@ if [ "$HOST_KERNEL" = iommufd ]; then
 	)
 	echo "$msg" | grep "IOMMU backend" | sed 's/^/# user: /'
 	check "a user given only the group: auto keeps type1" \
-		sh -c "echo '$msg' | grep -q 'IOMMU backend type1 (auto: this user may not open /dev/iommu)'"
+		msg_matches 'IOMMU backend type1 (auto: this user may not open /dev/iommu)'
+	check "... and runs (boot RAM pinned, the test kernel's triple fault reported)" \
+		msg_matches 'the guest triple-faulted'
+	check "... with no iommufd attempt to fall back from" msg_lacks 'trying type1'
 	chown 0 "/dev/vfio/$group"
 else
-	refused "iommu=iommufd on a kernel without it" \
+	refused_with "iommu=iommufd on a kernel without it" \
 		'iommu=iommufd: this host has no /dev/iommu: .*CONFIG_IOMMUFD.*use iommu=type1' \
 		--memory 512M --vfio "$bdf,iommu=iommufd"
 fi
-refused "two devices asking for different backends" \
+refused_with "two devices asking for different backends" \
 	"$bdf asks for iommu=type1 and $bdf2 for iommu=iommufd.*give them the same iommu=" \
 	--memory 512M --vfio "$bdf,iommu=type1" --vfio "$bdf2,iommu=iommufd"
 [ "$failures" -eq 0 ] || show_output "$out"
