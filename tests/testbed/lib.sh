@@ -112,12 +112,14 @@ end_vm() {
 	if wait_until "$1" vm_exited; then
 		wait "$vm_pid"
 		rc=$?
+		vm_pid= # collected: later waits do not depend on it
 	else
 		echo "# minivmm still running $1 s after $2; stopping it"
 		diagnose_vm
 		kill_vm
 		wait "$vm_pid"
 		rc=none
+		vm_pid=
 	fi
 	exec 3>&-
 }
@@ -168,13 +170,18 @@ memtotal_grew_kb() {
 
 # wait_until SECONDS COMMAND...: retry COMMAND every half second until it
 # succeeds or SECONDS (of L1 uptime) have passed; then say what it waited for
-# (on stderr: callers may capture its output).
+# (on stderr: callers may capture its output).  While a minivmm of start_vm
+# runs ($vm_pid), its exit ends the wait at once: nothing will change then.
 wait_until() {
 	read -r start _ </proc/uptime
 	deadline=$((${start%.*} + $1))
 	shift
 	until "$@"; do
 		read -r now _ </proc/uptime
+		if [ -n "${vm_pid:-}" ] && vm_exited; then
+			echo "# gave up after $((${now%.*} - ${start%.*})) s waiting for: $* (minivmm, pid $vm_pid, has exited)" >&2
+			return 1
+		fi
 		if [ "${now%.*}" -ge "$deadline" ]; then
 			echo "# gave up after $((${now%.*} - ${start%.*})) s waiting for: $*" >&2
 			return 1
