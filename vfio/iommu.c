@@ -96,21 +96,11 @@ int vfio_iommu_attach_kvm(struct vfio_iommu *io, int vm_fd, char *err, size_t er
 
 bool vfio_iommu_pinned_bytes(const struct vfio_iommu *io, uint64_t *bytes)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
+    unsigned long long kb;
+    if (!proc_status_value(io->ops->pinned_field, 10, &kb))
         return false;
-    char line[256], want[32];
-    snprintf(want, sizeof(want), "%s: %%llu kB", io->ops->pinned_field);
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f)) {
-        unsigned long long kb;
-        if (sscanf(line, want, &kb) == 1) {
-            *bytes = (uint64_t)kb * 1024;
-            found = true;
-        }
-    }
-    fclose(f);
-    return found;
+    *bytes = (uint64_t)kb * 1024;
+    return true;
 }
 
 void vfio_iommu_status(struct vfio_iommu *io, struct json *j)

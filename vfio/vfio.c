@@ -220,20 +220,8 @@ int vfio_open(struct vfio *v, const struct vfio_options *opts, unsigned n, char 
 /* Does this process have CAP_IPC_LOCK (pinning then ignores RLIMIT_MEMLOCK)? */
 static bool has_ipc_lock(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return false;
-    char line[256];
-    bool yes = false;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long caps;
-        if (sscanf(line, "CapEff: %llx", &caps) == 1) {
-            yes = caps & (1ULL << CAP_IPC_LOCK_BIT);
-            break;
-        }
-    }
-    fclose(f);
-    return yes;
+    unsigned long long caps;
+    return proc_status_value("CapEff", 16, &caps) && (caps & (1ULL << CAP_IPC_LOCK_BIT));
 }
 
 bool vfio_memlock_ok(uint64_t pinned, uint64_t *limit)

@@ -137,3 +137,22 @@ uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
+
+bool proc_status_value(const char *key, int base, unsigned long long *value)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return false;
+    char line[256];
+    size_t klen = strlen(key);
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, key, klen) != 0 || line[klen] != ':')
+            continue;
+        char *end;
+        *value = strtoull(line + klen + 1, &end, base);
+        found = end != line + klen + 1;
+    }
+    fclose(f);
+    return found;
+}

@@ -90,4 +90,10 @@ char *xstrdup(const char *s);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
+/*
+ * The number on the "key:" line of /proc/self/status, read in base (16 for
+ * CapEff, 10 for the "N kB" fields).  False if there is no such line.
+ */
+bool proc_status_value(const char *key, int base, unsigned long long *value);
+
 #endif
