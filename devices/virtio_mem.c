@@ -102,6 +102,10 @@ static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
         return VIRTIO_MEM_RESP_NACK;
     if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_UNPLUGGED)
         return VIRTIO_MEM_RESP_ERROR;
+    if (mm_guard_check(&m->guard, addr, size, true, err, sizeof(err)) < 0) {
+        refuse_plug(m, err);
+        return VIRTIO_MEM_RESP_BUSY;
+    }
     if (mm_tracker_plug(&m->tracker, addr, size, err, sizeof(err)) < 0) {
         /* A listener refused (no memslot, DMA map failed): rolled back, the guest retries. */
         refuse_plug(m, err);
@@ -124,11 +128,20 @@ static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
 static int handle_unplug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
 {
     uint64_t size = (uint64_t)nb_blocks * m->block_size;
+    char err[320];
 
     if (!request_range_valid(m, addr, nb_blocks))
         return VIRTIO_MEM_RESP_ERROR;
     if (mm_tracker_state(&m->tracker, addr, size) != MM_BLOCKS_PLUGGED)
         return VIRTIO_MEM_RESP_ERROR;
+    if (mm_guard_check(&m->guard, addr, size, false, err, sizeof(err)) < 0) {
+        /* The memory stays plugged and backed: the host is no worse off. */
+        m->refused_unplugs++;
+        snprintf(m->last_refusal, sizeof(m->last_refusal), "%s", err);
+        warn_limited("%s: unplug refused: %s; answered BUSY (the guest retries later)", m->name,
+                     err);
+        return VIRTIO_MEM_RESP_BUSY;
+    }
     /* Listeners (DMA mappings, memslots, guard) let go first, then the tracker discards. */
     if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
         bug("%s: tracker refused to unplug a plugged range", m->name);
@@ -207,6 +220,20 @@ static bool vmem_features_ok(void *opaque, uint64_t features)
     struct virtio_mem *m = opaque;
     char err[256];
     bool inaccessible = features & (1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+    /*
+     * A read of a hole in shared memory (memfd, hugetlbfs) allocates a page
+     * that stays until the block is discarded: a driver free to read
+     * unplugged blocks could grow minivmm to the whole region.  Anonymous
+     * memory answers such reads with the shared zero page.  The spec lets
+     * the device refuse a driver without the feature (§5.15.5.2).
+     */
+    if (!inaccessible && m->backing.fd >= 0) {
+        warn("%s: the driver does not accept VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE (Linux < "
+             "5.16?): with backend=%s its reads of unplugged memory would allocate host memory; "
+             "refused (use backend=anon or a newer guest kernel)",
+             m->name, m->opts.backend == MM_BACKING_HUGETLBFS ? "hugetlbfs" : "memfd");
+        return false;
+    }
     /*
      * Without the promise, reads of unplugged memory must work: slots for the
      * whole region, and unplugged blocks readable (never writable).
@@ -367,6 +394,9 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     json_kv_bool(out, "driver_ready", virtio_mmio_driver_ok(&m->transport));
     json_kv_bool(out, "unplugged_inaccessible", m->unplugged_inaccessible);
     json_kv_u64(out, "refused_plugs", m->refused_plugs);
+    json_kv_u64(out, "refused_unplugs", m->refused_unplugs);
+    json_kv_u64(out, "guard_mappings", mm_tracker_runs(&m->tracker));
+    json_kv_u64(out, "guard_mapping_limit", m->guard.max_runs);
     json_kv_string(out, "last_refusal", m->last_refusal);
     json_kv_u64(out, "kept_bytes", mm_tracker_kept_bytes(&m->tracker));
     mm_tracker_report(&m->tracker, status_listener, out); /* e.g. dma_mapped_bytes */
@@ -378,7 +408,7 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
 
 int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
                     struct virtio_mmio_windows *windows, const struct virtio_mem_options *o,
-                    uint64_t addr, unsigned max_slots, char *err, size_t errlen)
+                    uint64_t addr, const struct virtio_mem_budget *budget, char *err, size_t errlen)
 {
     char why[256];
     memset(m, 0, sizeof(*m));
@@ -415,11 +445,11 @@ int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
         return errf(err, errlen, "%s: cannot track %llu blocks: %s", m->name,
                     (unsigned long long)(o->size / o->block_size), strerror(errno));
     /* The guard listens first: it opens memory before anyone else touches it. */
-    if (mm_guard_init(&m->guard, &m->tracker, addr, o->size, m->backing.hva, why, sizeof(why)) <
-            0 ||
+    if (mm_guard_init(&m->guard, &m->tracker, addr, o->size, m->backing.hva, budget->mappings, why,
+                      sizeof(why)) < 0 ||
         mm_tracker_register(&m->tracker, &m->guard.listener, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
-    uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, max_slots);
+    uint64_t chunk = mm_sparse_chunk_size(o->size, o->block_size, budget->memslots);
     if (mm_sparse_slots_init(&m->slots, h->mem, addr, o->size, m->backing.hva, chunk,
                              "kvm memslots", why, sizeof(why)) < 0 ||
         mm_tracker_register(&m->tracker, &m->slots.listener, why, sizeof(why)) < 0)
@@ -486,8 +516,8 @@ static uint64_t place_region(const struct mm_map *mem, const struct virtio_mem_o
 
 int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *windows,
                       const struct virtio_mem_options *opts, unsigned n,
-                      unsigned memslots_per_device, struct virtio_mem **out, char *err,
-                      size_t errlen)
+                      const struct virtio_mem_budget *per_device, struct virtio_mem **out,
+                      char *err, size_t errlen)
 {
     for (unsigned i = 0; i < n; i++) {
         const struct virtio_mem_options *o = &opts[i];
@@ -513,7 +543,7 @@ int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *wind
          * already point into it, and minivmm exits right after this error.
          */
         struct virtio_mem *m = xzalloc(sizeof(*m));
-        if (virtio_mem_init(m, h, windows, o, addr, memslots_per_device, err, errlen) < 0)
+        if (virtio_mem_init(m, h, windows, o, addr, per_device, err, errlen) < 0)
             return -1;
         out[i] = m;
     }

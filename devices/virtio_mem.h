@@ -85,6 +85,12 @@ struct virtio_mem_config {
 
 struct dev_host;
 
+/* What each region may use of the host's limited resources; the VM shares them out. */
+struct virtio_mem_budget {
+    unsigned memslots; /* KVM memslots, >= 1 */
+    uint64_t mappings; /* host mappings (VMAs) for the guard's protection runs, >= 3 */
+};
+
 struct virtio_mem {
     struct virtio_mmio transport; /* first: the device the VM knows */
     const struct dev_host *host;
@@ -99,7 +105,8 @@ struct virtio_mem {
     uint64_t usable_region_size, plugged_size, requested_size;
     bool unplugged_inaccessible; /* the driver accepted VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
     uint64_t refused_plugs;      /* plugs answered BUSY: a listener refused, or prealloc failed */
-    char last_refusal[320];      /* why the last one was refused */
+    uint64_t refused_unplugs;    /* unplugs answered BUSY: over the guard's mapping budget */
+    char last_refusal[320];      /* why the last plug or unplug was refused */
 };
 
 /*
@@ -108,26 +115,27 @@ struct virtio_mem {
  * window of windows.  A region without addr= is placed above everything in
  * h->mem, 128 MiB (and block) aligned, clear of later regions given with
  * addr=; every region must end inside h->phys_bits (36 if 0).  Each region
- * may use memslots_per_device KVM memslots (>= 1; the VM shares out what
- * KVM offers).  Device i is stored in out[i] (out has n entries) as soon as
+ * may use what per_device allows (the VM shares out what KVM and the kernel
+ * offer).  Device i is stored in out[i] (out has n entries) as soon as
  * it exists and belongs to h's device list.  Returns 0, or -1 with a
  * one-line reason in err: then out[] holds the devices created before the
  * one that failed, and the entries from it on are untouched.
  */
 int virtio_mem_create(const struct dev_host *h, struct virtio_mmio_windows *windows,
                       const struct virtio_mem_options *opts, unsigned n,
-                      unsigned memslots_per_device, struct virtio_mem **out, char *err,
-                      size_t errlen);
+                      const struct virtio_mem_budget *per_device, struct virtio_mem **out,
+                      char *err, size_t errlen);
 
 /*
- * Set up one device: backing, region, tracker, memslots (at most max_slots,
- * >= 1), transport (window from windows).  addr is the region's
+ * Set up one device: backing, region, tracker, guard and memslots (within
+ * budget), transport (window from windows).  addr is the region's
  * guest-physical base (already placed).  Exposed for the unit tests.
  * Returns 0 or -1 with err.
  */
 int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
                     struct virtio_mmio_windows *windows, const struct virtio_mem_options *o,
-                    uint64_t addr, unsigned max_slots, char *err, size_t errlen);
+                    uint64_t addr, const struct virtio_mem_budget *budget, char *err,
+                    size_t errlen);
 void virtio_mem_destroy(struct virtio_mem *m);
 
 /*

@@ -47,15 +47,31 @@ static const struct mm_listener_ops guard_ops = {
 };
 
 int mm_guard_init(struct mm_guard *g, struct mm_tracker *tracker, uint64_t base, uint64_t size,
-                  uint8_t *hva, char *err, size_t errlen)
+                  uint8_t *hva, uint64_t max_runs, char *err, size_t errlen)
 {
     memset(g, 0, sizeof(*g));
+    if (max_runs < 3)
+        return errf(err, errlen, "%llu host mappings are too few to protect unplugged memory",
+                    (unsigned long long)max_runs);
+    g->max_runs = max_runs;
     g->listener.ops = &guard_ops;
     g->listener.name = "memory guard";
     g->tracker = tracker;
     g->base = base;
     g->hva = hva;
     return protect(g, base, size, PROT_NONE, err, errlen);
+}
+
+int mm_guard_check(struct mm_guard *g, uint64_t gpa, uint64_t len, bool plug, char *err,
+                   size_t errlen)
+{
+    uint64_t runs = mm_tracker_runs_after(g->tracker, gpa, len, plug);
+    if (runs <= g->max_runs)
+        return 0;
+    return errf(err, errlen,
+                "plugged and unplugged blocks would alternate in %llu runs, more than the %llu "
+                "host mappings this region may use (vm.max_map_count)",
+                (unsigned long long)runs, (unsigned long long)g->max_runs);
 }
 
 struct reprotect {

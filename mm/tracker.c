@@ -26,6 +26,7 @@ int mm_tracker_init(struct mm_tracker *t, uint64_t base, uint64_t size, uint64_t
     t->block_size = block_size;
     t->nr_blocks = size / block_size;
     t->memory = memory;
+    t->nr_runs = 1;
     size_t words = bitmap_words(t->nr_blocks);
     t->bitmap = calloc(words, sizeof(uint64_t));
     t->kept = calloc(words, sizeof(uint64_t));
@@ -169,6 +170,42 @@ static int populate_all(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *
     return 0;
 }
 
+/*
+ * Locked: the region's run count after [first, first + n), all in state
+ * !plugged, became plugged: only the two edges of the range can change.
+ */
+static uint64_t runs_after(const struct mm_tracker *t, uint64_t first, uint64_t n, bool plugged)
+{
+    uint64_t runs = t->nr_runs;
+    if (first > 0)
+        runs = bitmap_test(t->bitmap, first - 1) == plugged ? runs - 1 : runs + 1;
+    if (first + n < t->nr_blocks)
+        runs = bitmap_test(t->bitmap, first + n) == plugged ? runs - 1 : runs + 1;
+    return runs;
+}
+
+uint64_t mm_tracker_runs_after(struct mm_tracker *t, uint64_t gpa, uint64_t len, bool plugged)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t runs = t->nr_runs;
+    if (mm_tracker_valid_range(t, gpa, len)) {
+        uint64_t first = block_of(t, gpa), n = len / t->block_size;
+        enum mm_block_state now = blocks_state(t, first, n);
+        if (now == (plugged ? MM_BLOCKS_UNPLUGGED : MM_BLOCKS_PLUGGED))
+            runs = runs_after(t, first, n, plugged);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return runs;
+}
+
+uint64_t mm_tracker_runs(struct mm_tracker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t runs = t->nr_runs;
+    pthread_mutex_unlock(&t->lock);
+    return runs;
+}
+
 int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 {
     if (!mm_tracker_valid_range(t, gpa, len))
@@ -181,6 +218,7 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
         errf(err, errlen, "[%#llx, +%#llx) is not entirely unplugged", (unsigned long long)gpa,
              (unsigned long long)len);
     else if (populate_all(t, gpa, len, err, errlen) == 0) {
+        t->nr_runs = runs_after(t, first, n, true);
         bitmap_assign(t->bitmap, first, n, true);
         set_kept(t, first, n, false); /* kept memory is in use again */
         t->nr_plugged += n;
@@ -196,6 +234,7 @@ int mm_tracker_plug(struct mm_tracker *t, uint64_t gpa, uint64_t len, char *err,
  */
 static void unplug_run(struct mm_tracker *t, uint64_t first, uint64_t n)
 {
+    t->nr_runs = runs_after(t, first, n, false);
     bitmap_assign(t->bitmap, first, n, false);
     t->nr_plugged -= n;
     discard_until(t, NULL, gpa_of(t, first), n * t->block_size, NULL);

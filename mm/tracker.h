@@ -106,6 +106,7 @@ struct mm_tracker {
     uint64_t nr_blocks;
     uint64_t nr_plugged;
     uint64_t nr_kept;
+    uint64_t nr_runs; /* maximal runs of blocks in one state (plugged or not), >= 1 */
     uint64_t *bitmap; /* bit n set: block n plugged */
     uint64_t *kept;   /* bit n set: block n unplugged, memory kept */
     uint64_t *stuck;  /* bit n set: a listener that left still uses block n: never discarded */
@@ -155,6 +156,17 @@ enum mm_block_state mm_tracker_state(struct mm_tracker *t, uint64_t gpa, uint64_
 /* True if [gpa, gpa + len) (any alignment, inside the region) lies in plugged blocks only. */
 bool mm_tracker_accessible(struct mm_tracker *t, uint64_t gpa, uint64_t len);
 uint64_t mm_tracker_plugged_bytes(struct mm_tracker *t);
+/*
+ * The number of maximal runs of blocks in one state the region would have
+ * after [gpa, gpa + len) became plugged (plugged true) or unplugged: 1 when
+ * everything is in one state, 3 after plugging one block in the middle.
+ * Each run costs whoever protects blocks per state one host mapping
+ * (guard.h).  For a range that is invalid or not all in the other state
+ * (the plug or unplug would fail anyway): the number now.
+ */
+uint64_t mm_tracker_runs_after(struct mm_tracker *t, uint64_t gpa, uint64_t len, bool plugged);
+/* The number of such runs now. */
+uint64_t mm_tracker_runs(struct mm_tracker *t);
 /* Bytes of unplugged blocks whose memory a listener would not let go of. */
 uint64_t mm_tracker_kept_bytes(struct mm_tracker *t);
 /* Host address of gpa inside the region, or NULL without host memory.  No lock needed. */

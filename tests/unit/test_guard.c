@@ -60,7 +60,7 @@ static int setup(void **state)
                      0);
     assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK, NULL), 0);
     assert_int_equal(
-        mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, err, sizeof(err)), 0);
+        mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, 1024, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&f.tracker, &f.guard.listener, err, sizeof(err)), 0);
     *state = &f;
     return 0;
@@ -156,6 +156,71 @@ static void test_refused_plug_stays_closed(void **state)
     mm_tracker_unregister(&f->tracker, &r);
 }
 
+/* Host mappings (lines of /proc/self/maps) that overlap [p, p + len). */
+static unsigned mappings_in(const uint8_t *p, uint64_t len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    unsigned n = 0;
+    unsigned long long lo, hi;
+    char line[512];
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && lo < (uintptr_t)p + len &&
+            hi > (uintptr_t)p)
+            n++;
+    fclose(f);
+    return n;
+}
+
+/*
+ * Alternate plugs split the region into one mapping per run: the check
+ * refuses the plug that would need more than the budget, before mprotect
+ * could fail, and the mappings never exceed it - also for unplugs that
+ * would split a plugged run.
+ */
+static void test_mapping_budget(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    f->guard.max_runs = 8;
+    assert_int_equal(mappings_in(f->backing.hva, SIZE), 1);
+    unsigned plugged = 0;
+    for (uint64_t b = 1; b < 16; b += 2) {
+        if (mm_guard_check(&f->guard, BASE + b * BLOCK, BLOCK, true, err, sizeof(err)) < 0) {
+            assert_non_null(strstr(err, "more than the 8 host mappings"));
+            break;
+        }
+        assert_int_equal(mm_tracker_plug(&f->tracker, BASE + b * BLOCK, BLOCK, err, sizeof(err)),
+                         0);
+        plugged++;
+        assert_int_equal(mappings_in(f->backing.hva, SIZE), mm_tracker_runs(&f->tracker));
+    }
+    assert_int_equal(plugged, 3); /* 7 runs; a fourth block would make 9 */
+    assert_int_equal(mappings_in(f->backing.hva, SIZE), 7);
+    /* Joining runs is always allowed and gives mappings back. */
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 2 * BLOCK, BLOCK, true, err, sizeof(err)), 0);
+    assert_int_equal(mm_tracker_plug(&f->tracker, BASE + 2 * BLOCK, BLOCK, err, sizeof(err)), 0);
+    assert_int_equal(mappings_in(f->backing.hva, SIZE), 5);
+    /* Unplugging the middle of [1, 4) would split it: 7 runs, allowed; then no further split. */
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 2 * BLOCK, BLOCK, false, err, sizeof(err)),
+                     0);
+    assert_int_equal(mm_tracker_unplug(&f->tracker, BASE + 2 * BLOCK, BLOCK), 0);
+    assert_int_equal(mappings_in(f->backing.hva, SIZE), 7);
+    /* A new run apart from the others would make 9; one joining block 5 keeps 7. */
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 8 * BLOCK, 3 * BLOCK, true, err, sizeof(err)),
+                     -1);
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 6 * BLOCK, 3 * BLOCK, true, err, sizeof(err)),
+                     0);
+    assert_int_equal(mm_tracker_plug(&f->tracker, BASE + 6 * BLOCK, 3 * BLOCK, err, sizeof(err)),
+                     0);
+    assert_int_equal(mappings_in(f->backing.hva, SIZE), 7);
+    /* Unplugging from the middle of [5, 9) would split it into 9 runs. */
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 7 * BLOCK, BLOCK, false, err, sizeof(err)),
+                     -1);
+    assert_int_equal(mm_guard_check(&f->guard, BASE + 8 * BLOCK, BLOCK, false, err, sizeof(err)),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +228,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plug_opens_unplug_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readable_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_plug_stays_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -287,6 +287,61 @@ static void test_replay_late_listener(void **state)
     mm_tracker_destroy(&t);
 }
 
+/* Runs of blocks in one state, counted the slow way. */
+static uint64_t count_runs(struct mm_tracker *t)
+{
+    uint64_t runs = 1;
+    for (uint64_t i = 1; i < t->nr_blocks; i++)
+        if ((mm_tracker_state(t, B(i - 1), BLOCK) == MM_BLOCKS_PLUGGED) !=
+            (mm_tracker_state(t, B(i), BLOCK) == MM_BLOCKS_PLUGGED))
+            runs++;
+    return runs;
+}
+
+/* The run count (the guard's mapping count) follows every plug and unplug, and predicts it. */
+static void test_runs(void **state)
+{
+    (void)state;
+    struct mm_tracker t;
+    char err[256];
+    const uint64_t n = 64;
+    assert_int_equal(mm_tracker_init(&t, BASE, n * BLOCK, BLOCK, NULL), 0);
+    assert_int_equal(mm_tracker_runs(&t), 1);
+    /* One block in the middle: 3; at the start: 2 more would be 4 ... */
+    assert_int_equal(mm_tracker_runs_after(&t, B(10), BLOCK, true), 3);
+    assert_int_equal(mm_tracker_runs_after(&t, B(0), BLOCK, true), 2);
+    assert_int_equal(mm_tracker_runs_after(&t, B(0), n * BLOCK, true), 1);
+    /* Asking about an impossible change answers the count now. */
+    assert_int_equal(mm_tracker_runs_after(&t, B(10), BLOCK, false), 1);
+    assert_int_equal(mm_tracker_runs_after(&t, B(10) + 1, BLOCK, true), 1);
+
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t first = (seed >> 33) % n;
+        uint64_t len = 1 + (seed >> 20) % 4;
+        if (first + len > n)
+            len = n - first;
+        bool plug = (seed >> 8) & 1;
+        uint64_t predicted = mm_tracker_runs_after(&t, B(first), len * BLOCK, plug);
+        if (plug)
+            mm_tracker_plug(&t, B(first), len * BLOCK, err, sizeof(err));
+        else
+            mm_tracker_unplug(&t, B(first), len * BLOCK);
+        uint64_t real = count_runs(&t);
+        if (mm_tracker_runs(&t) != real || predicted != real)
+            fail_msg("step %d: %s [%llu, +%llu): runs %llu, predicted %llu, counted %llu", step,
+                     plug ? "plug" : "unplug", (unsigned long long)first, (unsigned long long)len,
+                     (unsigned long long)mm_tracker_runs(&t), (unsigned long long)predicted,
+                     (unsigned long long)real);
+        if (step % 1000 == 999) {
+            mm_tracker_unplug_all(&t);
+            assert_int_equal(mm_tracker_runs(&t), 1);
+        }
+    }
+    mm_tracker_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_listener_order),
         cmocka_unit_test(test_unplug_all_runs),
         cmocka_unit_test(test_replay_late_listener),
+        cmocka_unit_test(test_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -518,7 +518,7 @@ static int setup_guard_only(void **state, enum fake_kind kind)
                      0);
     assert_int_equal(mm_tracker_init(&f.tracker, BASE, SIZE, BLOCK, &f.backing), 0);
     assert_int_equal(
-        mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, err, sizeof(err)), 0);
+        mm_guard_init(&f.guard, &f.tracker, BASE, SIZE, f.backing.hva, 1024, err, sizeof(err)), 0);
     assert_int_equal(mm_tracker_register(&f.tracker, &f.guard.listener, err, sizeof(err)), 0);
     fake_init(&f.fake, kind, f.backing.hva);
     kernel = &f.fake;

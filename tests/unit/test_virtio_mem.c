@@ -63,6 +63,7 @@
 
 #define PHYS_BITS 36
 #define MEMSLOTS  (MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES) /* each region's memslot budget */
+#define MAPPINGS  8192                                    /* each guard's mapping budget */
 
 struct counting_listener {
     struct mm_listener l;
@@ -78,8 +79,9 @@ struct fixture {
     struct virtio_mem *created[VIRTIO_MEM_MAX_DEVICES]; /* what virtio_mem_create() made */
     unsigned nr_created;
     struct virtio_mem *m;
-    unsigned base_slots; /* memslots of boot RAM */
-    uint16_t avail_idx;  /* the driver's copy of avail->idx */
+    struct virtio_mem_budget budget; /* what new_mem() and create_devices() give each region */
+    unsigned base_slots;             /* memslots of boot RAM */
+    uint16_t avail_idx;              /* the driver's copy of avail->idx */
 };
 
 static struct virtio_mem_options mem_opts(const char *id, uint64_t size, uint64_t block,
@@ -102,8 +104,8 @@ static struct virtio_mem *new_mem(struct fixture *fx, const struct virtio_mem_op
     char err[512];
     struct virtio_mem *m = calloc(1, sizeof(*m));
     assert_non_null(m);
-    if (virtio_mem_init(m, &fx->vm.host, &fx->vm.virtio_mmio, o, addr, MEMSLOTS, err, sizeof(err)) <
-        0)
+    if (virtio_mem_init(m, &fx->vm.host, &fx->vm.virtio_mmio, o, addr, &fx->budget, err,
+                        sizeof(err)) < 0)
         fail_msg("virtio_mem_init: %s", err);
     fx->m = m;
     return m;
@@ -115,6 +117,7 @@ static int setup_bare(void **state)
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
     test_vm_init(&fx->vm, RAM_SIZE);
+    fx->budget = (struct virtio_mem_budget){.memslots = MEMSLOTS, .mappings = MAPPINGS};
     fx->base_slots = mm_slot_count(&fx->vm.mem);
     *state = fx;
     return 0;
@@ -668,6 +671,39 @@ static void test_listener_refusal_is_busy(void **state)
 
     mm_tracker_unregister(&fx->m->tracker, &refuser.l);
     mm_tracker_unregister(&fx->m->tracker, &first.l);
+}
+
+/*
+ * Every run of plugged or unplugged blocks costs the guard one host mapping:
+ * a guest plugging alternate blocks gets BUSY before the region's budget is
+ * used up (never a mapping the kernel refuses: an unplugged block left open),
+ * and so does an unplug that would split a run past it.
+ */
+static void test_alternate_blocks_meet_mapping_budget(void **state)
+{
+    struct fixture *fx = *state;
+    fx->budget.mappings = 8;
+    struct virtio_mem_options o = mem_opts("mem0", REGION_SIZE, BLOCK, 0);
+    new_mem(fx, &o, REGION_ADDR);
+    resize(fx, 512 * MiB);
+    assert_int_equal(plug(fx, B(1), 1), RESP_ACK);
+    assert_int_equal(plug(fx, B(3), 1), RESP_ACK);
+    assert_int_equal(plug(fx, B(5), 1), RESP_ACK); /* 7 runs */
+    assert_int_equal(plug(fx, B(7), 1), RESP_BUSY);
+    assert_int_equal(blocks_state(fx, B(7), 1), S_UNPLUGGED);
+    assert_int_equal(fx->m->refused_plugs, 1);
+    assert_non_null(strstr(fx->m->last_refusal, "vm.max_map_count"));
+    /* Growing a run is fine. */
+    assert_int_equal(plug(fx, B(6), 4), RESP_ACK);
+    assert_int_equal(mm_tracker_runs(&fx->m->tracker), 7);
+    /* Splitting [5, 10) would make 9 runs: BUSY, still plugged; its end may go. */
+    assert_int_equal(unplug(fx, B(7), 1), RESP_BUSY);
+    assert_int_equal(fx->m->refused_unplugs, 1);
+    assert_int_equal(blocks_state(fx, B(5), 5), S_PLUGGED);
+    assert_int_equal(unplug(fx, B(9), 1), RESP_ACK);
+    /* UNPLUG_ALL always works: one run again. */
+    assert_int_equal(unplug_all(fx), RESP_ACK);
+    assert_int_equal(mm_tracker_runs(&fx->m->tracker), 1);
 }
 
 /* Row 6: ACK with plugged_size already updated when the response is produced. */
@@ -1371,6 +1407,33 @@ static void test_prealloc_busy_gives_memory_back(void **state)
     mm_tracker_unregister(&fx->m->tracker, &refuser.l);
 }
 
+/*
+ * A driver without UNPLUGGED_INACCESSIBLE may read unplugged blocks: on a
+ * memfd every such read would allocate a page for good, so the device
+ * refuses that driver (FEATURES_OK stays clear) and keeps the region closed.
+ * Anonymous memory reads as the zero page: accepted.
+ */
+static void test_memfd_needs_unplugged_inaccessible(void **state)
+{
+    struct fixture *fx = *state;
+    struct virtio_mem_options o = mem_opts("mem0", REGION_SIZE, BLOCK, 512 * MiB);
+    o.backend = MM_BACKING_MEMFD;
+    new_mem(fx, &o, REGION_ADDR);
+    assert_int_equal(negotiate(fx, 0), ST_ACK | ST_DRIVER);
+    assert_false(fx->m->unplugged_inaccessible);
+    assert_null(mm_gpa(&fx->vm.mem, B(4), BLOCK)); /* nothing readable */
+    /* The same driver with the feature is fine. */
+    assert_int_equal(negotiate(fx, F_UNPLUGGED_INACCESSIBLE), ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    assert_true(fx->m->unplugged_inaccessible);
+}
+
+static void test_anon_accepts_readable_unplugged(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(negotiate(fx, 0), ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    assert_false(fx->m->unplugged_inaccessible);
+}
+
 /* memfd: UNPLUG punches a hole, so the page cache pages go away. */
 static void test_memfd_unplug_punches_hole(void **state)
 {
@@ -1413,7 +1476,7 @@ static void add_cfg(struct fixture *fx, const char *id, uint64_t size, uint64_t 
 static int create_devices(struct fixture *fx, char *err, size_t errlen)
 {
     struct virtio_mem *out[VIRTIO_MEM_MAX_DEVICES] = {NULL};
-    int r = virtio_mem_create(&fx->vm.host, &fx->vm.virtio_mmio, fx->opts, fx->nr_opts, MEMSLOTS,
+    int r = virtio_mem_create(&fx->vm.host, &fx->vm.virtio_mmio, fx->opts, fx->nr_opts, &fx->budget,
                               out, err, errlen);
     for (unsigned i = 0; i < fx->nr_opts && out[i]; i++)
         fx->created[fx->nr_created++] = out[i];
@@ -1563,6 +1626,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unplug_not_limited_by_requested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_refusal_is_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_updates_plugged_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alternate_blocks_meet_mapping_budget, setup_bare,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_memfd_needs_unplugged_inaccessible, setup_bare,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_anon_accepts_readable_unplugged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unplug_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),

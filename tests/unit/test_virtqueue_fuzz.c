@@ -828,8 +828,10 @@ static int vfx_setup(void **state)
     o.backend = MM_BACKING_ANON;
     fx->m = calloc(1, sizeof(*fx->m));
     assert_non_null(fx->m);
-    if (virtio_mem_init(fx->m, &vm->host, &vm->virtio_mmio, &o, V_REGION,
-                        MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES, err, sizeof(err)) < 0)
+    const struct virtio_mem_budget budget = {.memslots = MM_MAX_SLOTS / VIRTIO_MEM_MAX_DEVICES,
+                                             .mappings = 8192};
+    if (virtio_mem_init(fx->m, &vm->host, &vm->virtio_mmio, &o, V_REGION, &budget, err,
+                        sizeof(err)) < 0)
         fail_msg("virtio_mem_init: %s", err);
 
     mmem_add_boot_ram(&fx->mm, &vm->mem, V_RAM);
