@@ -19,8 +19,12 @@
  * reaches the point where bytes are missing (with 2>&1 the line marks the
  * gap).  Byte order is kept exactly.  A broken output (EPIPE, EIO...) ends
  * the writing: everything after it is discarded.  The writer runs across
- * guest reboots; destroy writes out what is buffered (blocking: minivmm is
- * exiting) and joins it.
+ * guest reboots; destroy restores the terminal, then lets the writer write
+ * out what is buffered while the reader takes something at least every
+ * SERIAL_FLUSH_STALL_NS: a reader that stopped (a stopped `| less`, a
+ * terminal held by XOFF) costs the rest of the output and one warning, never
+ * an exit that hangs with its signals blocked.  The stuck writer and its
+ * buffer are then left to the process's exit.
  *
  * Input (--console stdio only).  The main thread's event loop reads stdin
  * only while the UART has room (uart16550_rx_room), so input waits in the
@@ -73,6 +77,14 @@
  * one byte per port write).  Invisible to a human at the console.
  */
 #define SERIAL_OUT_BATCH_NS (2 * 1000 * 1000)
+/*
+ * One write() at most this much, so that the writer's progress is seen while
+ * a slow reader drains it, and at most this much is counted as missing
+ * though it is already in the pipe when the writer is given up on.
+ */
+#define SERIAL_WRITE_MAX 4096
+/* At exit, the writer is given up on when its reader took nothing for this long. */
+#define SERIAL_FLUSH_STALL_NS (2ULL * 1000 * 1000 * 1000)
 
 /* Console output: a ring filled by vCPUs (serial_transmit), emptied by the writer thread. */
 struct serial_out {
@@ -88,6 +100,7 @@ struct serial_out {
     uint64_t gap_seq;     /* dropped != 0: where the first byte was lost */
     bool writer_idle;     /* the writer waits on cond */
     bool stop;            /* destroy: flush, then end */
+    bool finished;        /* the writer has ended (it broadcasts cond) */
     bool broken;          /* writing failed: discard everything */
 };
 
@@ -206,6 +219,8 @@ static void *serial_writer(void *arg)
             len = SERIAL_RING_SIZE - off;
         if (o->dropped && len > o->gap_seq - o->seq_out)
             len = o->gap_seq - o->seq_out;
+        if (len > SERIAL_WRITE_MAX)
+            len = SERIAL_WRITE_MAX;
         pthread_mutex_unlock(&o->lock);
         /* The producer only writes outside [seq_out, seq_in): this run is ours. */
         ssize_t n = serial_write_some(o->fd, o->ring + off, (size_t)len);
@@ -215,6 +230,8 @@ static void *serial_writer(void *arg)
             o->broken = true;
             o->seq_out = o->seq_in;
             o->dropped = 0;
+            o->finished = true;
+            pthread_cond_broadcast(&o->cond);
             pthread_mutex_unlock(&o->lock);
             if (err == EPIPE)
                 debug("console output closed (reader gone); discarding the guest's output");
@@ -225,6 +242,8 @@ static void *serial_writer(void *arg)
         }
         o->seq_out += (uint64_t)n;
     }
+    o->finished = true;
+    pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
     return NULL;
 }
@@ -260,21 +279,54 @@ static int serial_out_start(struct serial_out *o, int fd)
     return 0;
 }
 
-/* Destroy: write out what is buffered (this may block on the reader), end the writer. */
-static void serial_out_stop(struct serial_out *o)
+/* An absolute CLOCK_MONOTONIC time ns from now, for the condition variable. */
+static struct timespec deadline_in(uint64_t ns)
+{
+    uint64_t t = now_ns() + ns;
+    return (struct timespec){.tv_sec = (time_t)(t / 1000000000ULL),
+                             .tv_nsec = (long)(t % 1000000000ULL)};
+}
+
+/*
+ * Destroy: let the writer write out what is buffered and end.  Returns true
+ * if it did; false if its reader took nothing for SERIAL_FLUSH_STALL_NS:
+ * then the writer is left blocked and o must stay allocated until exit.
+ */
+static bool serial_out_stop(struct serial_out *o)
 {
     if (!o->thread_started)
-        return;
+        return true;
     pthread_mutex_lock(&o->lock);
     o->stop = true;
-    pthread_cond_signal(&o->cond);
+    pthread_cond_broadcast(&o->cond);
+    uint64_t progress = o->seq_out;
+    struct timespec deadline = deadline_in(SERIAL_FLUSH_STALL_NS);
+    while (!o->finished) {
+        int r = pthread_cond_timedwait(&o->cond, &o->lock, &deadline);
+        if (o->finished || r != ETIMEDOUT)
+            continue;
+        if (o->seq_out == progress)
+            break;
+        progress = o->seq_out;
+        deadline = deadline_in(SERIAL_FLUSH_STALL_NS);
+    }
+    bool finished = o->finished;
+    unsigned long long left = o->seq_in - o->seq_out;
     pthread_mutex_unlock(&o->lock);
+    if (!finished) {
+        warn("console output stalled: its reader took nothing for %llu s; exiting without the "
+             "last %llu bytes of the guest's output (up to 4 KiB of them may have been written)",
+             SERIAL_FLUSH_STALL_NS / 1000000000ULL, left);
+        pthread_detach(o->thread);
+        return false;
+    }
     pthread_join(o->thread, NULL);
     o->thread_started = false;
     pthread_cond_destroy(&o->cond);
     pthread_mutex_destroy(&o->lock);
     free(o->ring);
     o->ring = NULL;
+    return true;
 }
 
 /* --- UART callbacks (UART lock held; any thread) ------------------------- */
@@ -523,11 +575,13 @@ static void serial_destroy(struct device *dev)
         evloop_remove(s->host->loop, s->wake_fd);
         close(s->wake_fd);
     }
-    serial_out_stop(&s->out);
+    restore_terminal(); /* first: the flush below may give up on a stalled reader */
+    bool flushed = serial_out_stop(&s->out);
+    uart16550_destroy(&s->uart);
+    if (!flushed)
+        return; /* the writer still uses s->out and its fd: both go with the process */
     if (s->out.fd > STDERR_FILENO)
         close(s->out.fd);
-    uart16550_destroy(&s->uart);
-    restore_terminal();
     free(s);
 }
 

@@ -39,6 +39,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
@@ -285,6 +286,83 @@ static void test_stalled_reader_drops_instead_of_blocking(void **state)
             fail_msg("byte %zu is %#x, expected %#x", i, got[i], pattern(i));
     assert_true(n >= RING_SIZE);
     free(got);
+}
+
+/* Threads named "console" in this process. */
+static unsigned console_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        char path[300], line[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(line, sizeof(line), f) && strcmp(line, "console\n") == 0)
+            n++;
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+/*
+ * A reader that takes nothing at all (a stopped `| less`) must not hold up
+ * minivmm's exit: destroy gives up on the writer after the reader stalled,
+ * says how much output was lost, and returns (alarm(60) in setup bounds a
+ * regression, which used to block here forever).
+ */
+static void test_stalled_reader_does_not_hold_up_exit(void **state)
+{
+    struct fixture *fx = *state;
+    struct device *dev = create(fx);
+    const size_t total = 256 * 1024; /* more than the pipe holds */
+    for (size_t i = 0; i < total; i++)
+        guest_write(fx, UART16550_THR, pattern(i));
+
+    int errp[2];
+    assert_int_equal(pipe2(errp, O_CLOEXEC | O_NONBLOCK), 0);
+    int saved_stderr = dup(STDERR_FILENO);
+    dup2(errp[1], STDERR_FILENO);
+    close(errp[1]);
+    forget(fx, dev);
+    dev->ops->destroy(dev); /* nobody reads fx->out_r */
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+
+    char msg[1024];
+    ssize_t m = read(errp[0], msg, sizeof(msg) - 1);
+    close(errp[0]);
+    msg[m > 0 ? m : 0] = '\0';
+    const char *w = strstr(msg, "minivmm: warning: console output stalled");
+    if (!w)
+        fail_msg("no warning about the stalled console; stderr was: '%s'", msg);
+    const char *num = strstr(w, "the last ");
+    assert_non_null(num);
+    unsigned long long left = strtoull(num + 9, NULL, 10);
+    /*
+     * What the pipe took plus what was left is everything the guest sent,
+     * but for the one write() (at most 4 KiB) that was under way.
+     */
+    int in_pipe = 0;
+    assert_int_equal(ioctl(fx->out_r, FIONREAD, &in_pipe), 0);
+    assert_true(in_pipe > 0);
+    assert_true(left > 0 && left < total);
+    assert_true((size_t)in_pipe + left >= total);
+    assert_true((size_t)in_pipe + left - total <= 4096);
+    /*
+     * The abandoned writer ends on EPIPE when the reader goes; wait for it,
+     * or its next write() would go to the stdout the teardown puts back.
+     */
+    close(fx->out_r);
+    fx->out_r = -1;
+    for (int i = 0; i < 1000 && console_threads() > 0; i++)
+        usleep(10 * 1000);
+    if (console_threads() > 0)
+        fail_msg("waited 10 s for the abandoned console writer to end after its reader closed");
 }
 
 static bool console_thread_blocks(int sig, bool *found)
@@ -915,6 +993,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         T(test_output_in_order),
         T(test_stalled_reader_drops_instead_of_blocking),
+        T(test_stalled_reader_does_not_hold_up_exit),
         T(test_writer_thread_blocks_signals),
         T(test_console_none_has_no_thread),
         T(test_console_file_gets_everything),
