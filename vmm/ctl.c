@@ -74,13 +74,21 @@ static bool ctl_word_is(const struct ctl_word *w, const char *s)
     return w->len == strlen(s) && memcmp(w->p, s, w->len) == 0;
 }
 
-/* The word as it can be quoted in an error: cut to CTL_QUOTE_MAX bytes plus "...". */
+/*
+ * The word as it can be quoted in an error: cut to at most CTL_QUOTE_MAX
+ * bytes plus "...", never inside a UTF-8 sequence.
+ */
 static const char *ctl_quote(const struct ctl_word *w, char *buf, size_t len)
 {
-    if (w->len <= CTL_QUOTE_MAX)
+    if (w->len <= CTL_QUOTE_MAX) {
         snprintf(buf, len, "%.*s", (int)w->len, w->p);
-    else
-        snprintf(buf, len, "%.*s...", CTL_QUOTE_MAX, w->p);
+        return buf;
+    }
+    int cut = CTL_QUOTE_MAX;
+    /* Back to the start of the character the cut falls in (at most 3 continuation bytes). */
+    for (int i = 0; i < 3 && cut > 0 && ((unsigned char)w->p[cut] & 0xc0) == 0x80; i++)
+        cut--;
+    snprintf(buf, len, "%.*s...", cut, w->p);
     return buf;
 }
 
@@ -213,6 +221,7 @@ struct ctl_conn {
     uint32_t events;           /* what the loop watches for fd now */
     bool discarding;           /* inside an overlong line, answered already */
     bool eof;                  /* the client will send nothing more */
+    uint64_t active_ns;        /* when the client last sent or took something */
     size_t in_len;             /* bytes of the partial line in in[] */
     char in[CTL_MAX_LINE + 2]; /* a line, an optional \r, a NUL */
     char *out;                 /* queued replies: out[out_off..out_len) */
@@ -252,6 +261,7 @@ static bool ctl_conn_flush(struct ctl_conn *c)
             send(c->fd, c->out + c->out_off, ctl_conn_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->out_off += (size_t)n;
+            c->active_ns = now_ns();
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -437,6 +447,7 @@ static bool ctl_conn_read(struct ctl_conn *c)
     for (int i = 0; i < CTL_READS_EVENT && ctl_conn_pending(c) < CTL_OUT_HIGH; i++) {
         ssize_t n = read(c->fd, buf, sizeof(buf));
         if (n > 0) {
+            c->active_ns = now_ns();
             if (!ctl_conn_input(c, buf, (size_t)n))
                 return false;
         } else if (n == 0) {
@@ -508,6 +519,28 @@ static void ctl_server_refuse(struct ctl_server *s, int fd)
     close(fd);
 }
 
+/*
+ * Every slot is taken: close the connection idle longest if it has been idle
+ * for s->idle_evict_ms, telling it why (best effort).  Returns true if a
+ * slot was freed.
+ */
+static bool ctl_server_evict_idle(struct ctl_server *s)
+{
+    struct ctl_conn *idlest = NULL;
+    for (struct ctl_conn *c = s->conns; c; c = c->next)
+        if (!idlest || c->active_ns < idlest->active_ns)
+            idlest = c;
+    if (!idlest || now_ns() - idlest->active_ns < (uint64_t)s->idle_evict_ms * 1000000ULL)
+        return false;
+    static const char msg[] = "{\"error\": \"closed: idle while every control connection was "
+                              "taken\"}\n";
+    if (ctl_conn_pending(idlest) == 0)
+        (void)!send(idlest->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    debug("control socket %s: closed an idle connection for a new one", s->path);
+    ctl_conn_free(idlest);
+    return true;
+}
+
 static void ctl_server_add_conn(struct ctl_server *s, int fd)
 {
     struct ctl_conn *c = xzalloc(sizeof(*c));
@@ -515,6 +548,7 @@ static void ctl_server_add_conn(struct ctl_server *s, int fd)
     c->server = s;
     c->fd = fd;
     c->events = EPOLLIN;
+    c->active_ns = now_ns();
     if (evloop_add(s->loop, fd, EPOLLIN, ctl_conn_on_event, c) < 0) {
         warn("control socket %s: cannot watch a new connection: %s", s->path, strerror(errno));
         close(fd);
@@ -540,7 +574,7 @@ static void ctl_server_on_accept(void *opaque, uint32_t events)
                 warn("control socket %s: accept failed: %s", s->path, strerror(errno));
             return;
         }
-        if (s->nr_conns >= CTL_MAX_CONNS)
+        if (s->nr_conns >= CTL_MAX_CONNS && !ctl_server_evict_idle(s))
             ctl_server_refuse(s, fd);
         else
             ctl_server_add_conn(s, fd);
@@ -717,6 +751,7 @@ int ctl_server_open(struct ctl_server *s, const char *path, struct evloop *loop,
     s->loop = loop;
     s->handlers = handlers;
     s->opaque = opaque;
+    s->idle_evict_ms = CTL_IDLE_EVICT_MS;
     s->path = xstrdup(path);
     if (ctl_server_listen(s, &addr, err, errlen) < 0) {
         ctl_server_close(s);

@@ -34,7 +34,14 @@
 
 #define CTL_MAX_LINE  4096 /* longest command line accepted */
 #define CTL_ID_MAX    64   /* device id: 1..CTL_ID_MAX-1 of [A-Za-z0-9_.-] */
-#define CTL_MAX_CONNS 32   /* more clients at once are told so and closed */
+#define CTL_MAX_CONNS 32   /* more clients at once: see CTL_IDLE_EVICT_MS */
+/*
+ * When every slot is taken, a new client takes the slot of the connection
+ * idle longest (nothing received or sent), if that one has been idle this
+ * long; it is told why and closed.  Otherwise the new client is told that
+ * there are too many and closed.  So idle clients cannot hold every slot.
+ */
+#define CTL_IDLE_EVICT_MS 5000
 /* Unsent replies a client may leave queued before it is disconnected. */
 #define CTL_MAX_PENDING (1024 * 1024)
 /* How long the client waits to connect and for the reply (see ctl_client_main). */
@@ -86,6 +93,7 @@ struct ctl_server {
     void *opaque;
     struct ctl_conn *conns; /* open client connections */
     int nr_conns;
+    unsigned idle_evict_ms; /* CTL_IDLE_EVICT_MS (ctl_server_open sets it; tests may lower it) */
     /* The socket file bind() created (0: none yet), so that close removes only that one. */
     uint64_t sock_dev, sock_ino;
 };

@@ -114,20 +114,71 @@ static const char *json_escape(unsigned char c, char tmp[8])
     return tmp;
 }
 
-/* A quoted, escaped string; runs of plain bytes are copied in one piece. */
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 if there is none.
+ * p[0] >= 0x80; the string is NUL-terminated, so no read passes its end.
+ */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/*
+ * A quoted, escaped string; runs of plain bytes are copied in one piece.
+ * Bytes that are not part of well-formed UTF-8 become U+FFFD, so the text is
+ * always valid UTF-8 whatever a client or a guest put into the string.
+ */
 static void json_put_quoted(struct json *j, const char *s)
 {
     const char *run = s;
     char tmp[8];
 
     json_put(j, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        const char *esc = json_escape((unsigned char)*p, tmp);
-        if (!esc)
-            continue;
-        json_put(j, run, (size_t)(p - run));
-        json_puts(j, esc);
-        run = p + 1;
+    for (const char *p = s; *p;) {
+        const unsigned char c = (unsigned char)*p;
+        const char *esc = NULL;
+        size_t len = 1;
+        if (c >= 0x80) {
+            len = utf8_sequence((const unsigned char *)p);
+            if (len == 0) {
+                esc = "\\ufffd";
+                len = 1;
+            }
+        } else {
+            esc = json_escape(c, tmp);
+        }
+        if (esc) {
+            json_put(j, run, (size_t)(p - run));
+            json_puts(j, esc);
+            run = p + len;
+        }
+        p += len;
     }
     json_puts(j, run);
     json_put(j, "\"", 1);

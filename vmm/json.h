@@ -5,8 +5,9 @@
  * values, then json_str() for the text (no newline), then json_free().  Keys
  * are only valid directly inside an object, values inside an array or after
  * a key; commas are inserted automatically.  Strings are escaped per RFC 8259
- * (quotes, backslash, control characters as \uXXXX; bytes >= 0x80 are copied
- * as they are).  Allocation failure or misuse (unbalanced end, a value where
+ * (quotes, backslash, control characters as \uXXXX; well-formed UTF-8 is
+ * copied as it is, any other byte >= 0x80 becomes \ufffd: the text is always
+ * valid UTF-8).  Allocation failure or misuse (unbalanced end, a value where
  * a key is needed, nesting deeper than JSON_MAX_DEPTH) makes the writer
  * sticky-failed: json_ok() returns false and json_str() returns a fixed
  * {"error": "..."} object.

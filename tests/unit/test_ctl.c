@@ -126,6 +126,17 @@ static void test_parse_long_words(void **state)
              id);
     parse_err(line, want);
 
+    /* A cut never falls inside a UTF-8 character: 39 ASCII bytes, then 'é' (2 bytes). */
+    char utf[80];
+    memset(utf, 'u', 39);
+    strcpy(utf + 39, "\xc3\xa9\xc3\xa9");
+    snprintf(line, sizeof(line), "resize %s 1G", utf);
+    snprintf(want, sizeof(want),
+             "'%.39s...' is not a device id (1 to 63 characters of A-Z, a-z, 0-9, '_', '.', "
+             "'-')",
+             utf);
+    parse_err(line, want);
+
     /* A size word too long for any size. */
     char size[120];
     memset(size, '1', sizeof(size) - 1);
@@ -681,6 +692,56 @@ static void test_server_too_many_clients(void **state)
         close(fds[i]);
 }
 
+/*
+ * Idle clients cannot hold every slot: once the idlest one has been idle for
+ * idle_evict_ms, a new client takes its slot and it is told why; a client
+ * that was active meanwhile (even half a line) keeps its slot.
+ */
+static void test_server_idle_clients_make_room(void **state)
+{
+    (void)state;
+    fx_open();
+    fx.srv.idle_evict_ms = 200;
+    int fds[CTL_MAX_CONNS + 2];
+    for (int i = 0; i < CTL_MAX_CONNS; i++)
+        fds[i] = cli_connect();
+    pump(2);
+    assert_int_equal(fx.srv.nr_conns, CTL_MAX_CONNS);
+    usleep(300 * 1000);
+    /* All idle for 300 ms but one, which sends half a command now. */
+    for (int i = 0; i < CTL_MAX_CONNS; i++)
+        if (i != 5)
+            cli_send(fds[i], "sta", 3);
+    pump(2);
+    usleep(300 * 1000);
+    cli_send(fds[7], "tus\n", 4); /* 7 finishes its command: active again */
+    char *got = cli_read_lines(fds[7], 1);
+    assert_string_equal(got, STATUS_REPLY "\n");
+    free(got);
+    /* The newcomer takes a slot: the idlest is 5 (idle since it connected). */
+    fds[CTL_MAX_CONNS] = cli_connect();
+    pump(2);
+    assert_int_equal(fx.srv.nr_conns, CTL_MAX_CONNS);
+    got = cli_read_lines(fds[5], 1);
+    assert_string_equal(got, "{\"error\": \"closed: idle while every control connection was "
+                             "taken\"}\n");
+    free(got);
+    cli_expect_closed(fds[5]);
+    cli_expect(fds[CTL_MAX_CONNS], "status\n", STATUS_REPLY "\n");
+    /* The half-written ones keep their partial line when they are not the idlest. */
+    cli_expect(fds[7], "status\n", STATUS_REPLY "\n");
+    /* Nobody idle long enough (everyone was just active): the next newcomer is refused. */
+    fx.srv.idle_evict_ms = 60 * 1000;
+    fds[CTL_MAX_CONNS + 1] = cli_connect();
+    pump(2);
+    got = cli_read_lines(fds[CTL_MAX_CONNS + 1], 1);
+    assert_non_null(strstr(got, "too many control connections"));
+    free(got);
+    cli_expect_closed(fds[CTL_MAX_CONNS + 1]);
+    for (int i = 0; i < CTL_MAX_CONNS + 2; i++)
+        close(fds[i]);
+}
+
 /* ---- server: the socket file -------------------------------------------- */
 
 static void test_server_socket_mode(void **state)
@@ -1184,6 +1245,7 @@ int main(void)
         SERVER_TEST(test_server_drops_at_cap),
         SERVER_TEST(test_server_handler_replies),
         SERVER_TEST(test_server_too_many_clients),
+        SERVER_TEST(test_server_idle_clients_make_room),
         SERVER_TEST(test_server_socket_mode),
         SERVER_TEST(test_server_refuses_other_files),
         SERVER_TEST(test_server_bad_paths),

@@ -115,10 +115,23 @@ static void test_escaping(void **state)
     check_string("\x01\x1f", "[\"\\u0001\\u001f\"]");
     check_string("\x1b[1m", "[\"\\u001b[1m\"]");
     check_string("/ \x7f", "[\"/ \x7f\"]"); /* neither needs escaping */
-    /* UTF-8 (and any byte >= 0x80) is copied as it is. */
+    /* Well-formed UTF-8 is copied as it is, including the extremes of each length. */
     check_string("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80",
                  "[\"gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80\"]");
-    check_string("\xff\xfe", "[\"\xff\xfe\"]");
+    check_string("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+                 "[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]");
+    /* Anything else >= 0x80 becomes U+FFFD, one per byte: the reply stays valid UTF-8. */
+    check_string("\xff\xfe", "[\"\\ufffd\\ufffd\"]");
+    check_string("a\x80"
+                 "b",
+                 "[\"a\\ufffdb\"]");                             /* lone continuation byte */
+    check_string("\xc3", "[\"\\ufffd\"]");                       /* cut at the end */
+    check_string("\xe2\x82x", "[\"\\ufffd\\ufffdx\"]");          /* cut in the middle */
+    check_string("\xc0\xaf", "[\"\\ufffd\\ufffd\"]");            /* overlong '/' */
+    check_string("\xe0\x80\xaf", "[\"\\ufffd\\ufffd\\ufffd\"]"); /* overlong, 3 bytes */
+    check_string("\xed\xa0\x80", "[\"\\ufffd\\ufffd\\ufffd\"]"); /* a surrogate */
+    check_string("\xf4\x90\x80\x80", "[\"\\ufffd\\ufffd\\ufffd\\ufffd\"]"); /* > U+10FFFF */
+    check_string("\xf5\x80", "[\"\\ufffd\\ufffd\"]");
 
     /* Keys are escaped the same way. */
     struct json j;
