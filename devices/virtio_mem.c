@@ -91,6 +91,66 @@ static void refuse_plug(struct virtio_mem *m, const char *why)
     warn_limited("%s: plug refused: %s; answered BUSY (the guest retries later)", m->name, why);
 }
 
+/*
+ * Locked on entry and on return; the lock is released in between.  Plug
+ * (plug true) or unplug [addr, addr + size), which the caller checked, in
+ * pieces of at most VIRTIO_MEM_PIECE bytes with the transport lock
+ * released (or of one block, if larger).  Nothing else changes the tracker meanwhile: requests,
+ * resizes and system resets all come from the main thread, this one, and the only vCPU-thread
+ * callback that touches the region (features_ok) waits for work_done.  Returns 0 when done; -1 with
+ * err when a plug failed (a listener refused, or prealloc: every piece is undone); or 1 when the
+ * driver reset the device meanwhile (a plug is undone, an unplug finished):
+ * the request is void.
+ */
+static int carry_out(struct virtio_mem *m, uint64_t addr, uint64_t size, bool plug, char *err,
+                     size_t errlen)
+{
+    uint64_t resets = virtio_mmio_resets(&m->transport);
+    uint64_t done = 0;
+    int ret = 0;
+
+    /* Whole blocks (both are powers of two). */
+    const uint64_t step = VIRTIO_MEM_PIECE > m->block_size ? VIRTIO_MEM_PIECE : m->block_size;
+
+    m->working = true;
+    virtio_mmio_unlock(&m->transport);
+    while (done < size) {
+        uint64_t piece = size - done < step ? size - done : step;
+        uint64_t gpa = addr + done;
+        if (!plug) {
+            /* Listeners (DMA mappings, memslots, guard) let go first, then the tracker discards. */
+            if (mm_tracker_unplug(&m->tracker, gpa, piece) < 0)
+                bug("%s: tracker refused to unplug a plugged range", m->name);
+        } else if (mm_tracker_plug(&m->tracker, gpa, piece, err, errlen) < 0) {
+            /* A listener refused (no memslot, DMA map failed): rolled back. */
+            ret = -1;
+            break;
+        } else if (m->opts.prealloc && prealloc_memory(m, gpa, piece) < 0) {
+            /* After the plug: the guard has opened the memory for writing. */
+            snprintf(err, errlen, "cannot allocate memory for [%#llx, +%#llx): %s",
+                     (unsigned long long)gpa, (unsigned long long)piece, strerror(errno));
+            if (mm_tracker_unplug(&m->tracker, gpa, piece) < 0)
+                bug("%s: cannot roll back a plug", m->name);
+            ret = -1;
+            break;
+        }
+        done += piece;
+    }
+    if (ret < 0 && done > 0 && mm_tracker_unplug(&m->tracker, addr, done) < 0)
+        bug("%s: cannot roll back a plug", m->name);
+    virtio_mmio_lock(&m->transport);
+    m->working = false;
+    pthread_cond_broadcast(&m->work_done);
+    m->work_bytes += done;
+    if (ret == 0 && virtio_mmio_resets(&m->transport) != resets) {
+        /* Rare (a driver reset during the work): undo a plug with the lock held. */
+        if (plug && mm_tracker_unplug(&m->tracker, addr, size) < 0)
+            bug("%s: cannot roll back a plug", m->name);
+        ret = 1;
+    }
+    return ret;
+}
+
 static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
 {
     uint64_t size = (uint64_t)nb_blocks * m->block_size;
@@ -106,17 +166,11 @@ static int handle_plug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks)
         refuse_plug(m, err);
         return VIRTIO_MEM_RESP_BUSY;
     }
-    if (mm_tracker_plug(&m->tracker, addr, size, err, sizeof(err)) < 0) {
-        /* A listener refused (no memslot, DMA map failed): rolled back, the guest retries. */
-        refuse_plug(m, err);
-        return VIRTIO_MEM_RESP_BUSY;
-    }
-    /* After the plug: the guard has opened the memory for writing. */
-    if (m->opts.prealloc && prealloc_memory(m, addr, size) < 0) {
-        snprintf(err, sizeof(err), "cannot allocate memory for [%#llx, +%#llx): %s",
-                 (unsigned long long)addr, (unsigned long long)size, strerror(errno));
-        if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
-            bug("%s: cannot roll back a plug", m->name);
+    int r = carry_out(m, addr, size, true, err, sizeof(err));
+    if (r > 0)
+        return VIRTIO_MEM_RESP_VOID;
+    if (r < 0) {
+        /* Rolled back: the guest retries later. */
         refuse_plug(m, err);
         return VIRTIO_MEM_RESP_BUSY;
     }
@@ -142,21 +196,36 @@ static int handle_unplug(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks
                      err);
         return VIRTIO_MEM_RESP_BUSY;
     }
-    /* Listeners (DMA mappings, memslots, guard) let go first, then the tracker discards. */
-    if (mm_tracker_unplug(&m->tracker, addr, size) < 0)
-        bug("%s: tracker refused to unplug a plugged range", m->name);
+    int r = carry_out(m, addr, size, false, err, sizeof(err));
     m->plugged_size -= size;
     virtio_mmio_config_changed(&m->transport, false);
-    return VIRTIO_MEM_RESP_ACK;
+    return r > 0 ? VIRTIO_MEM_RESP_VOID : VIRTIO_MEM_RESP_ACK;
 }
 
-/* Locked: unplug everything (UNPLUG_ALL and system reset); no config notification. */
+/* Locked: unplug everything (system reset); no config notification. */
 static void unplug_all(struct virtio_mem *m)
 {
     mm_tracker_unplug_all(&m->tracker);
     m->plugged_size = 0;
     update_usable_region(m, true);
     virtio_mmio_config_changed(&m->transport, false);
+}
+
+/* Locked: UNPLUG_ALL, with the lock released for the work (as carry_out). */
+static int handle_unplug_all(struct virtio_mem *m)
+{
+    uint64_t resets = virtio_mmio_resets(&m->transport);
+    m->working = true;
+    virtio_mmio_unlock(&m->transport);
+    uint64_t bytes = mm_tracker_unplug_all(&m->tracker);
+    virtio_mmio_lock(&m->transport);
+    m->working = false;
+    pthread_cond_broadcast(&m->work_done);
+    m->work_bytes += bytes;
+    m->plugged_size = 0;
+    update_usable_region(m, true);
+    virtio_mmio_config_changed(&m->transport, false);
+    return virtio_mmio_resets(&m->transport) != resets ? VIRTIO_MEM_RESP_VOID : VIRTIO_MEM_RESP_ACK;
 }
 
 static int handle_state(struct virtio_mem *m, uint64_t addr, uint16_t nb_blocks, uint16_t *state)
@@ -189,8 +258,7 @@ int virtio_mem_handle_request(struct virtio_mem *m, const struct virtio_mem_req 
     case VIRTIO_MEM_REQ_UNPLUG:
         return handle_unplug(m, addr, nb_blocks);
     case VIRTIO_MEM_REQ_UNPLUG_ALL:
-        unplug_all(m);
-        return VIRTIO_MEM_RESP_ACK;
+        return handle_unplug_all(m);
     case VIRTIO_MEM_REQ_STATE:
         return handle_state(m, addr, nb_blocks, state);
     default:
@@ -220,6 +288,9 @@ static bool vmem_features_ok(void *opaque, uint64_t features)
     struct virtio_mem *m = opaque;
     char err[256];
     bool inaccessible = features & (1ULL << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE);
+    /* The modes below change the guard and the memslots: not under a plug's feet. */
+    while (m->working)
+        virtio_mmio_wait(&m->transport, &m->work_done);
     /*
      * A read of a hole in shared memory (memfd, hugetlbfs) allocates a page
      * that stays until the block is discarded: a driver free to read
@@ -269,6 +340,11 @@ static bool serve_chain(struct virtio_mem *m, struct virtq *vq, const struct vir
         return false;
     }
     int type = virtio_mem_handle_request(m, &req, &state);
+    if (type == VIRTIO_MEM_RESP_VOID) {
+        /* The driver reset the device meanwhile: the chain is no longer ours. */
+        m->void_requests++;
+        return false;
+    }
     if (type < 0) {
         snprintf(why, sizeof(why), "unknown request type %u", le16toh(req.type));
         virtio_mmio_set_needs_reset(&m->transport, why);
@@ -301,8 +377,10 @@ static void vmem_queue_notify(void *opaque, unsigned q)
      * keeps adding requests must not keep the main thread (signals, the
      * control socket) to itself.  The rest is served on the next loop turn.
      */
+    uint64_t resets = virtio_mmio_resets(&m->transport);
+    m->work_bytes = 0;
     for (unsigned served = 0;; served++) {
-        if (served == vq->size) {
+        if (served == vq->size || m->work_bytes >= VIRTIO_MEM_WORK_PER_NOTIFY) {
             virtio_mmio_notify_later(&m->transport, q);
             break;
         }
@@ -317,7 +395,9 @@ static void vmem_queue_notify(void *opaque, unsigned q)
             break;
         answered = true;
     }
-    if (answered && virtq_should_interrupt(vq, m->host->mem))
+    /* Not after a reset during the work: the queue is the new driver's, and empty. */
+    if (answered && virtio_mmio_resets(&m->transport) == resets &&
+        virtq_should_interrupt(vq, m->host->mem))
         virtio_mmio_queue_interrupt(&m->transport, q);
 }
 
@@ -395,6 +475,7 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     json_kv_bool(out, "unplugged_inaccessible", m->unplugged_inaccessible);
     json_kv_u64(out, "refused_plugs", m->refused_plugs);
     json_kv_u64(out, "refused_unplugs", m->refused_unplugs);
+    json_kv_u64(out, "void_requests", m->void_requests);
     json_kv_u64(out, "guard_mappings", mm_tracker_runs(&m->tracker));
     json_kv_u64(out, "guard_mapping_limit", m->guard.max_runs);
     json_kv_string(out, "last_refusal", m->last_refusal);
@@ -419,6 +500,7 @@ int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
     m->region_size = o->size;
     m->block_size = o->block_size;
     m->requested_size = o->requested;
+    pthread_cond_init(&m->work_done, NULL);
 
     if (mm_backing_alloc(&m->backing, o->backend, o->size, o->hugetlbfs_path, why, sizeof(why)) < 0)
         return errf(err, errlen, "%s: %s", m->name, why);
@@ -469,6 +551,7 @@ void virtio_mem_destroy(struct virtio_mem *m)
     mm_sparse_slots_destroy(&m->slots);
     mm_tracker_destroy(&m->tracker);
     mm_backing_free(&m->backing);
+    pthread_cond_destroy(&m->work_done);
 }
 
 /* Physical address bits of the guest CPU, or the architectural minimum if unknown. */

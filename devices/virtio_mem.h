@@ -18,7 +18,14 @@
  *   - A guest reboot (system reset) unplugs everything; a device reset by the
  *     driver keeps the plugged blocks (spec §5.15.5.2).
  * Locking: the transport's lock protects the device state; functions taking
- * a struct virtio_mem * lock it themselves unless marked "locked".
+ * a struct virtio_mem * lock it themselves unless marked "locked".  Long
+ * work (the listeners of a plug: memslots, DMA mapping and pinning;
+ * preallocation; discards) runs with that lock released, in pieces of at
+ * most VIRTIO_MEM_PIECE bytes, so vCPUs reading the device's registers never
+ * wait for it; the state the guest sees (plugged_size, the answer) changes
+ * only when a request is done.  One notification carries out at most
+ * VIRTIO_MEM_WORK_PER_NOTIFY bytes of requests (a single request may exceed
+ * it: it is bounded by the requested size), then yields to the main loop.
  */
 #ifndef MINIVMM_DEVICES_VIRTIO_MEM_H
 #define MINIVMM_DEVICES_VIRTIO_MEM_H
@@ -35,6 +42,9 @@
 #include "vmm/json.h"
 
 #define VIRTIO_ID_MEM 24
+
+#define VIRTIO_MEM_PIECE           (128ULL << 20)
+#define VIRTIO_MEM_WORK_PER_NOTIFY (1ULL << 30)
 
 /* Feature bits. */
 #define VIRTIO_MEM_F_ACPI_PXM               0
@@ -106,7 +116,15 @@ struct virtio_mem {
     bool unplugged_inaccessible; /* the driver accepted VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE */
     uint64_t refused_plugs;      /* plugs answered BUSY: a listener refused, or prealloc failed */
     uint64_t refused_unplugs;    /* unplugs answered BUSY: over the guard's mapping budget */
-    char last_refusal[320];      /* why the last plug or unplug was refused */
+    uint64_t void_requests;      /* requests the driver reset the device during (not answered) */
+    /*
+     * A PLUG, UNPLUG or UNPLUG_ALL is being carried out with the transport
+     * lock released (see virtio_mem.c): work_done is broadcast when it ends.
+     */
+    bool working;
+    pthread_cond_t work_done;
+    uint64_t work_bytes;    /* bytes plugged or unplugged in the current notification */
+    char last_refusal[320]; /* why the last plug or unplug was refused */
 };
 
 /*
@@ -138,10 +156,15 @@ int virtio_mem_init(struct virtio_mem *m, const struct dev_host *h,
                     size_t errlen);
 void virtio_mem_destroy(struct virtio_mem *m);
 
+/* virtio_mem_handle_request(): the driver reset the device meanwhile; do not answer. */
+#define VIRTIO_MEM_RESP_VOID (-2)
+
 /*
- * Locked.  Handle one guest request; returns the response type and sets
+ * Locked (the lock is released and taken again during long work, see
+ * above).  Handle one guest request; returns the response type and sets
  * *state for STATE requests.  Returns -1 for an unknown request type (a
- * protocol violation: the caller sets DEVICE_NEEDS_RESET).
+ * protocol violation: the caller sets DEVICE_NEEDS_RESET), or
+ * VIRTIO_MEM_RESP_VOID.
  */
 int virtio_mem_handle_request(struct virtio_mem *m, const struct virtio_mem_req *req,
                               uint16_t *state);

@@ -119,6 +119,7 @@ static void virtio_mmio_reset_transport(struct virtio_mmio *t)
     for (unsigned q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
         virtq_reset(&t->queues[q]);
     t->interrupt_status = 0;
+    t->resets++;
 }
 
 /* --- status and feature negotiation --------------------------------------- */
@@ -616,6 +617,16 @@ void virtio_mmio_lock(struct virtio_mmio *t)
 void virtio_mmio_unlock(struct virtio_mmio *t)
 {
     pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_wait(struct virtio_mmio *t, pthread_cond_t *cond)
+{
+    pthread_cond_wait(cond, &t->lock);
+}
+
+uint64_t virtio_mmio_resets(const struct virtio_mmio *t)
+{
+    return t->resets;
 }
 
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q)

@@ -23,7 +23,10 @@
  * invoked with it held; the functions marked "locked" below must be called
  * with it held (from inside a callback, or after virtio_mmio_lock() on any
  * other path, e.g. a resize from the control socket).  MMIO accesses come
- * from vCPU threads, queue_notify runs on the main thread.
+ * from vCPU threads, queue_notify runs on the main thread.  queue_notify may
+ * release the lock for long work (virtio_mmio_unlock, then lock again) if
+ * it then checks virtio_mmio_resets(): vCPUs keep reading and writing
+ * registers meanwhile, and the queue may have been reset.
  */
 #ifndef MINIVMM_DEVICES_VIRTIO_MMIO_H
 #define MINIVMM_DEVICES_VIRTIO_MMIO_H
@@ -156,6 +159,7 @@ struct virtio_mmio {
     struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
     uint32_t interrupt_status;
     uint32_t config_generation;
+    uint64_t resets; /* device and system resets so far */
 
     int irq_fd;                            /* pulsed to raise the interrupt */
     int notify_fd[VIRTIO_MMIO_MAX_QUEUES]; /* one per queue, watched by the event loop */
@@ -187,6 +191,20 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct dev_host *h,
 
 void virtio_mmio_lock(struct virtio_mmio *t);
 void virtio_mmio_unlock(struct virtio_mmio *t);
+/*
+ * Locked.  Wait on cond, giving the lock up meanwhile (pthread_cond_wait
+ * with the transport's lock).  For a device model that works on a request
+ * with the lock released (so that vCPUs reading registers do not wait for
+ * it) and must hold back a callback that would change what that work uses.
+ */
+void virtio_mmio_wait(struct virtio_mmio *t, pthread_cond_t *cond);
+/*
+ * Locked.  Resets (device or system) so far: a device model that released
+ * the lock while it served a request compares the count from before to
+ * know whether the driver reset the device meanwhile (then the request's
+ * chain is void: it must not be answered).
+ */
+uint64_t virtio_mmio_resets(const struct virtio_mmio *t);
 
 /* Locked.  The queue, for the device model to pop and push. */
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);

@@ -66,12 +66,12 @@ int mm_guard_check(struct mm_guard *g, uint64_t gpa, uint64_t len, bool plug, ch
                    size_t errlen)
 {
     uint64_t runs = mm_tracker_runs_after(g->tracker, gpa, len, plug);
-    if (runs <= g->max_runs)
+    if (runs + MM_GUARD_PIECE_SLACK <= g->max_runs)
         return 0;
     return errf(err, errlen,
-                "plugged and unplugged blocks would alternate in %llu runs, more than the %llu "
-                "host mappings this region may use (vm.max_map_count)",
-                (unsigned long long)runs, (unsigned long long)g->max_runs);
+                "plugged and unplugged blocks would alternate in %llu runs (%d more half-way), "
+                "more than the %llu host mappings this region may use (vm.max_map_count)",
+                (unsigned long long)runs, MM_GUARD_PIECE_SLACK, (unsigned long long)g->max_runs);
 }
 
 struct reprotect {

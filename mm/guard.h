@@ -52,9 +52,15 @@ int mm_guard_init(struct mm_guard *g, struct mm_tracker *tracker, uint64_t base,
                   uint8_t *hva, uint64_t max_runs, char *err, size_t errlen);
 
 /*
+ * A range plugged or unplugged in pieces (virtio-mem does that with long
+ * work) may need this many more mappings half-way than at the end.
+ */
+#define MM_GUARD_PIECE_SLACK 2
+
+/*
  * May [gpa, gpa + len) become plugged (plug true) or unplugged within the
- * budget?  Returns 0, or -1 with the reason in err.  Not from a listener
- * callback (it asks the tracker).
+ * budget, also when carried out in pieces?  Returns 0, or -1 with the reason
+ * in err.  Not from a listener callback (it asks the tracker).
  */
 int mm_guard_check(struct mm_guard *g, uint64_t gpa, uint64_t len, bool plug, char *err,
                    size_t errlen);

@@ -26,6 +26,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,8 +444,19 @@ static void make_req(uint8_t out[REQ_LEN], uint16_t type, uint64_t addr, uint16_
  * buffer with the request, then one device-writable buffer for the response.
  * Publish it, notify through QueueNotify, and let the main loop run.
  */
+static void post_request(struct fixture *fx, const uint8_t *req, uint32_t req_len,
+                         uint32_t resp_len);
+
 static void queue_request(struct fixture *fx, const uint8_t *req, uint32_t req_len,
                           uint32_t resp_len)
+{
+    post_request(fx, req, req_len, resp_len);
+    run_loop(fx);
+}
+
+/* queue_request() without running the main loop. */
+static void post_request(struct fixture *fx, const uint8_t *req, uint32_t req_len,
+                         uint32_t resp_len)
 {
     uint8_t fill[16];
     memset(fill, 0xaa, sizeof(fill));
@@ -462,7 +474,6 @@ static void queue_request(struct fixture *fx, const uint8_t *req, uint32_t req_l
     fx->avail_idx++;
     put16(fx, AVAIL_GPA + A_IDX, fx->avail_idx);
     mmio_write32(fx, REG_QUEUE_NOTIFY, 0);
-    run_loop(fx);
 }
 
 static uint16_t used_idx(struct fixture *fx)
@@ -682,7 +693,7 @@ static void test_listener_refusal_is_busy(void **state)
 static void test_alternate_blocks_meet_mapping_budget(void **state)
 {
     struct fixture *fx = *state;
-    fx->budget.mappings = 8;
+    fx->budget.mappings = 8 + MM_GUARD_PIECE_SLACK;
     struct virtio_mem_options o = mem_opts("mem0", REGION_SIZE, BLOCK, 0);
     new_mem(fx, &o, REGION_ADDR);
     resize(fx, 512 * MiB);
@@ -1316,6 +1327,167 @@ static void test_queue_full_path(void **state)
     expect_response(fx, (uint16_t)(used + 1), RESP_ACK, 0);
 }
 
+/*
+ * A listener whose populate waits until the test opens its gate: a DMA map
+ * that takes long.  The main loop then runs on a thread of its own while
+ * the test thread plays a vCPU.
+ */
+struct gate_listener {
+    struct mm_listener l;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool entered, open;
+};
+
+static int gate_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err,
+                         size_t errlen)
+{
+    struct gate_listener *g = container_of(l, struct gate_listener, l);
+    (void)gpa, (void)len, (void)err, (void)errlen;
+    pthread_mutex_lock(&g->mu);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static int gate_discard(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+    (void)l, (void)gpa, (void)len, (void)err, (void)errlen;
+    return 0;
+}
+
+static const struct mm_listener_ops gate_ops = {.populate = gate_populate, .discard = gate_discard};
+
+static void *main_loop_thread(void *arg)
+{
+    run_loop(arg);
+    return NULL;
+}
+
+/* Post a PLUG of one block at B(0) and let a main-loop thread stop in the gate. */
+static void plug_into_gate(struct fixture *fx, struct gate_listener *g, pthread_t *loop)
+{
+    char err[256];
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->l = (struct mm_listener){.ops = &gate_ops, .name = "slow dma"};
+    driver_init(fx, F_UNPLUGGED_INACCESSIBLE);
+    resize(fx, 8 * MiB);
+    assert_int_equal(mm_tracker_register(&fx->m->tracker, &g->l, err, sizeof(err)), 0);
+    uint8_t req[REQ_LEN];
+    make_req(req, REQ_PLUG, B(0), 1, 0);
+    post_request(fx, req, REQ_LEN, RESP_LEN);
+    alarm(30); /* a vCPU access that waits for the plug would block below for ever */
+    assert_int_equal(pthread_create(loop, NULL, main_loop_thread, fx), 0);
+    pthread_mutex_lock(&g->mu);
+    while (!g->entered)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void open_gate(struct gate_listener *g, pthread_t loop)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(loop, NULL);
+    alarm(0);
+}
+
+/*
+ * While a plug's listeners work (pinning 1 GiB takes seconds), the guest's
+ * vCPUs still get answers from the device's registers: the old
+ * plugged_size until the plug is done, then the new one with the ACK.
+ */
+static void test_registers_answer_during_a_long_plug(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate_listener g = {0};
+    pthread_t loop;
+    plug_into_gate(fx, &g, &loop);
+    assert_int_equal(cfg_read64(fx, CFG_PLUGGED), 0);
+    assert_int_equal(mmio_read32(fx, REG_STATUS), ST_LIVE);
+    assert_int_equal(used_idx(fx), 0);
+    open_gate(&g, loop);
+    expect_response(fx, 1, RESP_ACK, 0);
+    assert_int_equal(cfg_read64(fx, CFG_PLUGGED), BLOCK);
+    mm_tracker_unregister(&fx->m->tracker, &g.l);
+}
+
+/*
+ * The driver resets the device while a plug is under way: the request is
+ * void - not answered (the queue is the new driver's), and undone (the
+ * blocks of a request never acknowledged stay unplugged).
+ */
+static void test_reset_during_a_long_plug_voids_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate_listener g = {0};
+    pthread_t loop;
+    plug_into_gate(fx, &g, &loop);
+    mmio_write32(fx, REG_STATUS, 0);
+    open_gate(&g, loop);
+    assert_int_equal(used_idx(fx), 0);
+    assert_int_equal(fx->m->void_requests, 1);
+    assert_int_equal(fx->m->plugged_size, 0);
+    assert_int_equal(mm_tracker_state(&fx->m->tracker, B(0), BLOCK), MM_BLOCKS_UNPLUGGED);
+    assert_null(mm_gpa(&fx->vm.mem, B(0), BLOCK));
+    assert_int_equal(mmio_read32(fx, REG_INT_STATUS), 0); /* no used-buffer interrupt */
+    mm_tracker_unregister(&fx->m->tracker, &g.l);
+    /* A new driver starts from scratch and plugs as usual. */
+    driver_init(fx, F_UNPLUGGED_INACCESSIBLE);
+    (void)irq_count(fx); /* the pulses before the reset */
+    send_and_expect(fx, REQ_PLUG, B(0), 1, RESP_ACK, 0);
+}
+
+/* Request i of a batch: its own descriptors 2i and 2i + 1 and buffers; published, no notify. */
+static void post_batch_request(struct fixture *fx, unsigned i, uint16_t type, uint64_t addr,
+                               uint16_t nb)
+{
+    const uint64_t req_gpa = 0x212000ULL + 32 * i, resp_gpa = 0x213000ULL + 16 * i;
+    uint8_t req[REQ_LEN];
+    make_req(req, type, addr, nb, 0);
+    assert_int_equal(mm_write(&fx->vm.mem, req_gpa, req, REQ_LEN), 0);
+    put64(fx, DESC_GPA + (2 * i) * D_SIZE, req_gpa);
+    put32(fx, DESC_GPA + (2 * i) * D_SIZE + 8, REQ_LEN);
+    put16(fx, DESC_GPA + (2 * i) * D_SIZE + 12, F_NEXT);
+    put16(fx, DESC_GPA + (2 * i) * D_SIZE + 14, (uint16_t)(2 * i + 1));
+    put64(fx, DESC_GPA + (2 * i + 1) * D_SIZE, resp_gpa);
+    put32(fx, DESC_GPA + (2 * i + 1) * D_SIZE + 8, RESP_LEN);
+    put16(fx, DESC_GPA + (2 * i + 1) * D_SIZE + 12, F_WRITE);
+    put16(fx, AVAIL_GPA + A_RING + 2 * (fx->avail_idx % QUEUE_SIZE), (uint16_t)(2 * i));
+    fx->avail_idx++;
+    put16(fx, AVAIL_GPA + A_IDX, fx->avail_idx);
+}
+
+/*
+ * One notification carries out at most VIRTIO_MEM_WORK_PER_NOTIFY bytes of
+ * plugs, then lets the main loop serve others (signals, the control
+ * socket) before it goes on: three 512 MiB plugs take two loop turns.
+ */
+static void test_work_per_notification_is_bounded(void **state)
+{
+    struct fixture *fx = *state;
+    const uint64_t blk = 512 * MiB;
+    struct virtio_mem_options o = mem_opts("mem0", 4 * GiB, blk, 4 * GiB);
+    new_mem(fx, &o, REGION_ADDR);
+    driver_init(fx, F_UNPLUGGED_INACCESSIBLE);
+    assert_true(2 * blk >= VIRTIO_MEM_WORK_PER_NOTIFY && blk < VIRTIO_MEM_WORK_PER_NOTIFY);
+    for (unsigned i = 0; i < 3; i++)
+        post_batch_request(fx, i, REQ_PLUG, REGION_ADDR + i * blk, 1);
+    mmio_write32(fx, REG_QUEUE_NOTIFY, 0);
+    assert_int_equal(evloop_run_once(&fx->vm.loop, 0), 1);
+    assert_int_equal(used_idx(fx), 2);
+    assert_int_equal(fx->m->plugged_size, 2 * blk);
+    assert_int_equal(evloop_run_once(&fx->vm.loop, 0), 1); /* notified again by the device */
+    assert_int_equal(used_idx(fx), 3);
+    assert_int_equal(fx->m->plugged_size, 3 * blk);
+}
+
 /* A protocol violation: DEVICE_NEEDS_RESET, no used entry; after reset + re-init it works. */
 static void expect_needs_reset_then_recovery(struct fixture *fx, const uint8_t *req,
                                              uint32_t req_len, uint32_t resp_len)
@@ -1627,6 +1799,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener_refusal_is_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_updates_plugged_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alternate_blocks_meet_mapping_budget, setup_bare,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_registers_answer_during_a_long_plug, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_during_a_long_plug_voids_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_work_per_notification_is_bounded, setup_bare,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_memfd_needs_unplugged_inaccessible, setup_bare,
                                         teardown),
