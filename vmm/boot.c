@@ -201,8 +201,15 @@ int boot_load_linux(struct mm_map *mem, const struct boot_linux_args *args,
 
     /* The kernel runs from max(load address, pref_address) and needs init_size there. */
     uint64_t run_at = info.pref_address > BOOT_KERNEL_ADDR ? info.pref_address : BOOT_KERNEL_ADDR;
-    uint64_t kernel_end =
-        run_at + (info.init_size > info.kernel_size ? info.init_size : info.kernel_size);
+    uint64_t need = info.init_size > info.kernel_size ? info.init_size : info.kernel_size;
+    /* pref_address comes from the image and may be anything: run_at + need must not wrap. */
+    if (need > UINT64_MAX - run_at)
+        return errf(err, errlen,
+                    "the kernel wants to run at %#llx (its pref_address) with %s there, beyond "
+                    "any RAM of --memory %s; this bzImage is broken",
+                    (unsigned long long)run_at, format_size(need, s1, sizeof(s1)),
+                    format_size(mem->ram_size, s2, sizeof(s2)));
+    uint64_t kernel_end = run_at + need;
     uint64_t load_end = BOOT_KERNEL_ADDR + info.kernel_size;
     if (load_end > kernel_end)
         kernel_end = load_end;

@@ -287,12 +287,36 @@ static void test_load_errors(void **state)
     free(longline);
 }
 
+/*
+ * A pref_address near 2^64 (found by fuzz_bzimage): run_at + init_size
+ * wrapped around, and the image was accepted.  Now refused in one line.
+ */
+static void test_load_refuses_wrapping_pref_address(void **state)
+{
+    (void)state;
+    struct fake *f = make_image(0x020f, 32 * MiB);
+    uint64_t pref = UINT64_MAX;
+    memcpy(f->img + 0x1f1 + offsetof(struct setup_header, pref_address), &pref, sizeof(pref));
+    struct loaded *l = calloc(1, sizeof(*l));
+    char err[256] = "";
+    if (load(l, 64 * MiB, f, -1, 0, "", err, sizeof(err)) == 0)
+        fail_msg("an image that wants to run at %#llx was accepted", (unsigned long long)pref);
+    if (!strstr(err, "the kernel wants to run at 0xffffffffffffffff"))
+        fail_msg("error '%s'", err);
+    mm_map_destroy(&l->map);
+    free(l);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_load_layout), cmocka_unit_test(test_load_above_4g),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_load_layout),
+        cmocka_unit_test(test_load_above_4g),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_load_refuses_wrapping_pref_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
