@@ -5,12 +5,13 @@
 #   make unit       unit tests only (no KVM needed)
 #   make testbed-test [SCENARIOS="boot lifecycle"]
 #   make bench      boot time, VMM memory and resize latency, in the testbed
+#   make fuzz [FUZZ_SECONDS=N]  libFuzzer targets, N seconds each (tests/fuzz/fuzz.mk)
 #   make format / format-check / clang-check, make clean
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -I. -MMD -MP -D_GNU_SOURCE
 LDFLAGS ?=
-LDLIBS  := -lpthread
+LDLIBS  := -lseccomp -lpthread
 
 BUILD   := build/obj
 SRCS    := $(wildcard vmm/*.c devices/*.c mm/*.c vfio/*.c)
@@ -27,7 +28,7 @@ GUEST_TOOLS := build/tests/guest/edu-tool build/tests/guest/disk-check
 L1_TOOLS := build/tests/l1/set-memlock
 
 # Debian packages: what building, unit testing and the testbed need.
-BUILD_DEPS := gcc make libc6-dev linux-libc-dev
+BUILD_DEPS := gcc make libc6-dev linux-libc-dev libseccomp-dev
 UNIT_DEPS  := libcmocka-dev acpica-tools
 
 .PHONY: all deps unit-deps unit test testbed-test testbed-prepare demo bench clean format \
@@ -93,10 +94,13 @@ bench: testbed-prepare
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
 
+include tests/fuzz/fuzz.mk
+
 clean:
 	rm -rf build/obj build/tests minivmm
 
-FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c tests/guest/*.c tests/l1/*.c)
+FORMAT_FILES = $(SRCS) $(wildcard */*.h tests/unit/*.h) $(UNIT_SRCS) $(wildcard tests/tools/*.c tests/guest/*.c tests/l1/*.c) \
+	$(wildcard tests/fuzz/*.c tests/fuzz/common/*.[ch])
 
 format:
 	clang-format -i $(FORMAT_FILES)
