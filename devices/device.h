@@ -40,6 +40,7 @@
 
 struct aml;
 struct device;
+struct json;
 
 struct device_ops {
     int (*attach)(struct device *dev, int vm_fd, char *err, size_t errlen);
@@ -59,6 +60,12 @@ struct device_ops {
     void (*quiesce)(struct device *dev);
     void (*reset)(struct device *dev);
     void (*destroy)(struct device *dev);
+    /*
+     * `minivmm ctl dump`: add the device's state (registers, queues, what it
+     * holds) as members of the JSON object out is in.  Main thread, while
+     * vCPUs run: the device takes its own locks.
+     */
+    void (*dump)(struct device *dev, struct json *out);
 };
 
 /* Embedded in each device's own state; recover it with container_of(). */

@@ -10,7 +10,8 @@
  *     for memslots (mm_slot_add/remove);
  *   - the main thread's event loop, for fds it serves on the main thread;
  *   - the ops below: raise an interrupt line, request a stop, join the VM's
- *     device list, and learn the KVM VM fd of the current boot.
+ *     device list, learn the KVM VM fd of the current boot, and confine a
+ *     thread the device runs to what that kind of thread needs (seccomp).
  * Fields are set before the first create() and never change, except that
  * dev_host_vm_fd() changes at every boot (it is -1 between two boots).
  */
@@ -18,12 +19,18 @@
 #define MINIVMM_DEVICES_HOST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bus;
 struct mm_map;
 struct evloop;
 struct irq_routes;
 struct device;
+
+/* Threads a device runs on its own (each confines itself when it starts). */
+enum dev_thread_kind {
+    DEV_THREAD_CONSOLE, /* the serial console's writer */
+};
 
 enum dev_stop_reason {
     DEV_STOP_POWEROFF, /* the guest powered off */
@@ -40,6 +47,11 @@ struct dev_host_ops {
     void (*add_device)(void *opaque, struct device *dev);
     /* The KVM VM fd of the current boot, or -1 between two boots.  Any thread. */
     int (*vm_fd)(void *opaque);
+    /*
+     * Optional: confine the calling thread, a device thread of this kind, to
+     * the system calls it needs.  Returns 0, or -1 with a one-line reason.
+     */
+    int (*confine_thread)(void *opaque, enum dev_thread_kind kind, char *err, size_t errlen);
 };
 
 struct dev_host {
@@ -71,6 +83,12 @@ static inline void dev_host_add_device(const struct dev_host *h, struct device *
 static inline int dev_host_vm_fd(const struct dev_host *h)
 {
     return h->ops->vm_fd(h->opaque);
+}
+
+static inline int dev_host_confine_thread(const struct dev_host *h, enum dev_thread_kind kind,
+                                          char *err, size_t errlen)
+{
+    return h->ops->confine_thread ? h->ops->confine_thread(h->opaque, kind, err, errlen) : 0;
 }
 
 #endif

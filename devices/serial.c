@@ -88,7 +88,8 @@
 
 /* Console output: a ring filled by vCPUs (serial_transmit), emptied by the writer thread. */
 struct serial_out {
-    int fd; /* -1: discard */
+    const struct dev_host *host; /* to confine the writer thread */
+    int fd;                      /* -1: discard */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock; /* the fields below; never held across I/O */
@@ -122,7 +123,7 @@ struct serial {
 static struct termios saved_termios;
 static bool termios_saved;
 
-static void restore_terminal(void)
+void serial_restore_terminal(void)
 {
     if (termios_saved)
         tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
@@ -137,7 +138,7 @@ static void set_raw_terminal(int fd)
     static bool registered;
     termios_saved = true;
     if (!registered)
-        atexit(restore_terminal);
+        atexit(serial_restore_terminal);
     registered = true;
     t = saved_termios;
     t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
@@ -181,6 +182,12 @@ static ssize_t serial_write_some(int fd, const uint8_t *buf, size_t len)
 static void *serial_writer(void *arg)
 {
     struct serial_out *o = arg;
+    char why[256];
+
+    if (dev_host_confine_thread(o->host, DEV_THREAD_CONSOLE, why, sizeof(why)) < 0) {
+        warn("console writer: %s", why);
+        dev_host_request_stop(o->host, DEV_STOP_ERROR);
+    }
 
     pthread_mutex_lock(&o->lock);
     for (;;) {
@@ -249,8 +256,9 @@ static void *serial_writer(void *arg)
 }
 
 /* Start the writer for fd.  Returns 0, or -1 (errno). */
-static int serial_out_start(struct serial_out *o, int fd)
+static int serial_out_start(struct serial_out *o, const struct dev_host *h, int fd)
 {
+    o->host = h;
     o->fd = fd;
     o->ring = xzalloc(SERIAL_RING_SIZE);
     pthread_condattr_t ca;
@@ -575,7 +583,7 @@ static void serial_destroy(struct device *dev)
         evloop_remove(s->host->loop, s->wake_fd);
         close(s->wake_fd);
     }
-    restore_terminal(); /* first: the flush below may give up on a stalled reader */
+    serial_restore_terminal(); /* first: the flush below may give up on a stalled reader */
     bool flushed = serial_out_stop(&s->out);
     uart16550_destroy(&s->uart);
     if (!flushed)
@@ -620,7 +628,7 @@ int serial_create(const struct dev_host *h, const struct serial_options *o, char
     case CONSOLE_NONE:
         break;
     }
-    if (out_fd >= 0 && serial_out_start(&s->out, out_fd) < 0) {
+    if (out_fd >= 0 && serial_out_start(&s->out, h, out_fd) < 0) {
         snprintf(err, errlen, "serial console: cannot start the console writer thread: %s",
                  strerror(errno));
         return -1;

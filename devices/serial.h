@@ -45,4 +45,10 @@ struct serial_options {
 int serial_create(const struct dev_host *h, const struct serial_options *o, char *err,
                   size_t errlen);
 
+/*
+ * Put a terminal on stdin back in the mode it had before raw mode (nothing
+ * if it was not changed).  Async-signal-safe: for a fatal signal's handler.
+ */
+void serial_restore_terminal(void);
+
 #endif

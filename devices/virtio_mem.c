@@ -421,6 +421,8 @@ static void vmem_destroy(void *opaque)
     free(m);
 }
 
+static void vmem_dump(void *opaque, struct json *out);
+
 static const struct virtio_device_ops vmem_device_ops = {
     .device_id = VIRTIO_ID_MEM,
     .num_queues = 1,
@@ -432,6 +434,7 @@ static const struct virtio_device_ops vmem_device_ops = {
     .queue_notify = vmem_queue_notify,
     .system_reset = vmem_system_reset,
     .destroy = vmem_destroy,
+    .dump = vmem_dump,
 };
 
 /* --- control ----------------------------------------------------------------------- */
@@ -459,10 +462,9 @@ static void status_listener(void *opaque, const char *key, uint64_t bytes)
     json_kv_u64(opaque, key, bytes);
 }
 
-void virtio_mem_status(struct virtio_mem *m, struct json *out)
+/* Locked: the status members (virtio_mem_status, ctl dump). */
+static void status_members(struct virtio_mem *m, struct json *out)
 {
-    virtio_mmio_lock(&m->transport);
-    json_object_begin(out);
     json_kv_string(out, "id", m->opts.id);
     json_kv_u64(out, "addr", m->addr);
     json_kv_u64(out, "region_size", m->region_size);
@@ -481,8 +483,23 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     json_kv_string(out, "last_refusal", m->last_refusal);
     json_kv_u64(out, "kept_bytes", mm_tracker_kept_bytes(&m->tracker));
     mm_tracker_report(&m->tracker, status_listener, out); /* e.g. dma_mapped_bytes */
+}
+
+void virtio_mem_status(struct virtio_mem *m, struct json *out)
+{
+    virtio_mmio_lock(&m->transport);
+    json_object_begin(out);
+    status_members(m, out);
     json_object_end(out);
     virtio_mmio_unlock(&m->transport);
+}
+
+/* ctl dump (transport lock held): the status, and whether a request is being carried out. */
+static void vmem_dump(void *opaque, struct json *out)
+{
+    struct virtio_mem *m = opaque;
+    status_members(m, out);
+    json_kv_bool(out, "working", m->working);
 }
 
 /* --- creation ---------------------------------------------------------------------- */

@@ -25,6 +25,7 @@
 #include "vmm/aml.h"
 #include "vmm/evloop.h"
 #include "vmm/layout.h"
+#include "vmm/json.h"
 #include "vmm/util.h"
 
 #define VIRTIO_MMIO_VERSION_2        2
@@ -513,12 +514,51 @@ static void virtio_mmio_destroy(struct device *dev)
         ops->destroy(opaque); /* may free t */
 }
 
+/* ctl dump: the transport's registers and queues, then the device model's state. */
+static void virtio_mmio_dump(struct device *dev, struct json *out)
+{
+    struct virtio_mmio *t = container_of(dev, struct virtio_mmio, dev);
+    virtio_mmio_lock(t);
+    json_kv_string(out, "kind", "virtio-mmio");
+    json_kv_u64(out, "base", t->base);
+    json_kv_u64(out, "gsi", t->gsi);
+    json_kv_u64(out, "device_id", t->ops->device_id);
+    json_kv_u64(out, "status", t->status);
+    json_kv_u64(out, "driver_features", t->driver_features);
+    json_kv_u64(out, "interrupt_status", t->interrupt_status);
+    json_kv_u64(out, "config_generation", t->config_generation);
+    json_kv_u64(out, "resets", t->resets);
+    json_key(out, "queues");
+    json_array_begin(out);
+    for (unsigned q = 0; q < t->ops->num_queues; q++) {
+        const struct virtq *vq = &t->queues[q];
+        json_object_begin(out);
+        json_kv_bool(out, "ready", vq->ready);
+        json_kv_u64(out, "size", vq->size);
+        json_kv_u64(out, "desc", vq->desc_gpa);
+        json_kv_u64(out, "avail", vq->avail_gpa);
+        json_kv_u64(out, "used", vq->used_gpa);
+        json_kv_u64(out, "last_avail", vq->last_avail);
+        json_kv_u64(out, "used_idx", vq->used_idx);
+        json_object_end(out);
+    }
+    json_array_end(out);
+    if (t->ops->dump) {
+        json_key(out, "device");
+        json_object_begin(out);
+        t->ops->dump(t->opaque, out);
+        json_object_end(out);
+    }
+    virtio_mmio_unlock(t);
+}
+
 static const struct device_ops virtio_mmio_device_ops = {
     .attach = virtio_mmio_attach,
     .describe_acpi = virtio_mmio_describe_acpi,
     .kernel_cmdline = virtio_mmio_kernel_cmdline,
     .reset = virtio_mmio_system_reset,
     .destroy = virtio_mmio_destroy,
+    .dump = virtio_mmio_dump,
 };
 
 /* --- set-up --------------------------------------------------------------- */

@@ -40,6 +40,7 @@
 #include "devices/virtqueue.h"
 
 struct dev_host;
+struct json;
 
 #define VIRTIO_MMIO_MAX_QUEUES 4
 #define VIRTIO_MMIO_CONFIG_MAX 256 /* device config space bytes at 0x100 */
@@ -112,6 +113,8 @@ struct virtio_device_ops {
     void (*driver_ok)(void *opaque);
     /* The driver notified queue q (main thread). */
     void (*queue_notify)(void *opaque, unsigned q);
+    /* Optional: `ctl dump` - add the device model's state as members of out's object. */
+    void (*dump)(void *opaque, struct json *out);
     /* Optional: device reset by the driver (Status written 0); transport state is reset already. */
     void (*device_reset)(void *opaque);
     /*

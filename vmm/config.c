@@ -38,7 +38,10 @@ static const char usage_text[] =
     "  --virtio-mmio-cmdline  also list virtio-mmio devices on the kernel command line\n"
     "                         (virtio_mmio.device=...), for kernels without ACPI support\n"
     "  --api-socket PATH      control socket: minivmm ctl --api-socket PATH status|\n"
-    "                         resize [ID] SIZE|shutdown\n"
+    "                         resize [ID] SIZE|dump|shutdown\n"
+    "  --seccomp MODE         on (default): each thread may make only the system calls it\n"
+    "                         needs, others end minivmm with a report; log: allow and log\n"
+    "                         them (dmesg); off\n"
     "  --verbose              log what the VMM does on stderr\n"
     "  --help                 show this help\n"
     "  --version              show the version\n"
@@ -175,6 +178,19 @@ static int parse_console(struct vm_config *cfg, const char *arg, char *err, size
         return errf(err, errlen,
                     "--console: '%s' is not a console mode (use stdio, none or file=PATH)", arg);
     }
+    return 0;
+}
+
+static int parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+    if (strcmp(arg, "on") == 0)
+        cfg->seccomp = SECCOMP_ON;
+    else if (strcmp(arg, "log") == 0)
+        cfg->seccomp = SECCOMP_LOG;
+    else if (strcmp(arg, "off") == 0)
+        cfg->seccomp = SECCOMP_OFF;
+    else
+        return errf(err, errlen, "--seccomp: '%s' is not a mode (use on, log or off)", arg);
     return 0;
 }
 
@@ -515,6 +531,7 @@ enum option_id {
     OPT_VIRTIO_MMIO_CMDLINE,
     OPT_VFIO,
     OPT_API_SOCKET,
+    OPT_SECCOMP,
     OPT_VERBOSE,
     OPT_HELP,
     OPT_VERSION,
@@ -532,6 +549,7 @@ static const struct option long_options[] = {
     {"virtio-mmio-cmdline", no_argument, NULL, OPT_VIRTIO_MMIO_CMDLINE},
     {"vfio", required_argument, NULL, OPT_VFIO},
     {"api-socket", required_argument, NULL, OPT_API_SOCKET},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -545,6 +563,7 @@ static void config_defaults(struct vm_config *cfg)
     cfg->memory = CONFIG_DEFAULT_MEMORY;
     cfg->cpus = 1;
     cfg->serial.console = CONSOLE_STDIO;
+    cfg->seccomp = SECCOMP_ON;
 }
 
 /* Name of the option argv[optind - 1] refers to, for error messages. */
@@ -665,6 +684,9 @@ enum config_result config_parse(struct vm_config *cfg, int argc, char **argv, ch
             cfg->api_socket = optarg;
             break;
         }
+        case OPT_SECCOMP:
+            r = parse_seccomp(cfg, optarg, err, errlen);
+            break;
         case OPT_VERBOSE:
             cfg->verbose = true;
             break;

@@ -19,6 +19,7 @@
 #include "devices/virtio_mem_options.h"
 #include "mm/memmap.h"
 #include "vfio/vfio.h"
+#include "vmm/seccomp.h"
 
 #define CONFIG_DEFAULT_MEMORY  (512ULL << 20)
 #define CONFIG_MIN_MEMORY      (32ULL << 20)
@@ -35,6 +36,7 @@ struct vm_config {
     struct serial_options serial; /* --console */
     bool no_reboot;               /* guest reboot ends minivmm (exit 0) */
     bool verbose;
+    enum seccomp_mode seccomp; /* --seccomp, default on */
     struct virtio_mem_options virtio_mem[VIRTIO_MEM_MAX_DEVICES];
     unsigned nr_virtio_mem;
     bool virtio_mmio_cmdline; /* also describe virtio-mmio devices on the kernel command line */

@@ -27,7 +27,7 @@
 #include "vmm/config.h"
 #include "vmm/util.h"
 
-#define CTL_COMMANDS    "status, resize [ID] SIZE, shutdown"
+#define CTL_COMMANDS    "status, resize [ID] SIZE, dump, shutdown"
 #define CTL_MAX_WORDS   4   /* more than any command takes; counted beyond */
 #define CTL_QUOTE_MAX   40  /* longest word quoted back in an error */
 #define CTL_ERR_MAX     512 /* error messages of the parser and handlers */
@@ -178,7 +178,7 @@ static int ctl_no_args(const char *name, const struct ctl_word *args, int nargs,
 
 static int ctl_unknown(const struct ctl_word *w, char *err, size_t errlen)
 {
-    static const char *const names[] = {"status", "resize", "shutdown"};
+    static const char *const names[] = {"status", "resize", "dump", "shutdown"};
     char q[CTL_QUOTE_MAX + 4];
 
     for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
@@ -200,6 +200,10 @@ int ctl_parse(const char *line, struct ctl_command *cmd, char *err, size_t errle
     if (ctl_word_is(&w[0], "status")) {
         cmd->op = CTL_STATUS;
         return ctl_no_args("status", &w[1], n - 1, err, errlen);
+    }
+    if (ctl_word_is(&w[0], "dump")) {
+        cmd->op = CTL_DUMP;
+        return ctl_no_args("dump", &w[1], n - 1, err, errlen);
     }
     if (ctl_word_is(&w[0], "shutdown")) {
         cmd->op = CTL_SHUTDOWN;
@@ -333,6 +337,10 @@ static int ctl_dispatch(struct ctl_server *s, const struct ctl_command *cmd, str
     case CTL_RESIZE:
         if (h->resize)
             return h->resize(s->opaque, cmd->id, cmd->size, out, err, errlen);
+        break;
+    case CTL_DUMP:
+        if (h->dump)
+            return h->dump(s->opaque, out, err, errlen);
         break;
     case CTL_SHUTDOWN:
         if (h->shutdown)

@@ -8,6 +8,8 @@
  *     status               state of every virtio-mem device
  *     resize [ID] SIZE     set a virtio-mem device's requested size
  *                          (ID may be left out when there is one device)
+ *     dump                 every vCPU's state (RIP, mode, last exit) and every
+ *                          device's, to tell where a hung guest hangs
  *     shutdown             stop the guest; minivmm exits 0
  * A bad command gets {"error": "..."} and the connection stays usable.
  * SIZE is parsed by config_parse_size() with bytes as the default unit.
@@ -51,6 +53,7 @@ enum ctl_op {
     CTL_STATUS,
     CTL_RESIZE,
     CTL_SHUTDOWN,
+    CTL_DUMP,
 };
 
 struct ctl_command {
@@ -81,6 +84,7 @@ struct ctl_handlers {
     int (*resize)(void *opaque, const char *id, uint64_t size, struct json *out, char *err,
                   size_t errlen);
     int (*shutdown)(void *opaque, struct json *out, char *err, size_t errlen);
+    int (*dump)(void *opaque, struct json *out, char *err, size_t errlen);
 };
 
 struct ctl_conn;

@@ -23,7 +23,8 @@
 
 #include "vmm/util.h"
 
-#define CTL_CLIENT_USAGE "usage: minivmm ctl --api-socket PATH status | resize [ID] SIZE | shutdown"
+#define CTL_CLIENT_USAGE                                                                           \
+    "usage: minivmm ctl --api-socket PATH status | resize [ID] SIZE | dump | shutdown"
 
 static const char ctl_client_help[] =
     "usage: minivmm ctl --api-socket PATH COMMAND\n"
@@ -36,6 +37,8 @@ static const char ctl_client_help[] =
     "  resize [ID] SIZE    set a virtio-mem device's requested size (e.g. 4G, 1536M;\n"
     "                      bytes without a suffix); ID may be left out when the VM\n"
     "                      has one virtio-mem device\n"
+    "  dump                every vCPU's state (RIP, mode, last exit) and every\n"
+    "                      device's: where a hung guest hangs\n"
     "  shutdown            stop the guest; minivmm exits 0\n"
     "\n"
     "Exit status: 0 on success, 1 when the reply is an error or the socket cannot\n"

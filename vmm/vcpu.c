@@ -10,10 +10,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
+#include "vmm/seccomp.h"
 #include "vmm/util.h"
 #include "vmm/vm.h"
 
@@ -147,6 +149,12 @@ int vcpu_create(struct vcpu *vcpu, struct vm *vm, unsigned id, char *err, size_t
     memset(vcpu, 0, sizeof(*vcpu));
     vcpu->vm = vm;
     vcpu->id = id;
+    pthread_mutex_init(&vcpu->snap_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&vcpu->snap_done, &ca);
+    pthread_condattr_destroy(&ca);
     vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
     if (vcpu->fd < 0)
         return errf(err, errlen, "KVM_CREATE_VCPU %u: %s", id, strerror(errno));
@@ -297,6 +305,12 @@ static void handle_system_event(struct vcpu *vcpu)
 static bool handle_exit(struct vcpu *vcpu)
 {
     struct kvm_run *run = vcpu->run;
+    uint64_t addr = run->exit_reason == KVM_EXIT_IO     ? run->io.port
+                    : run->exit_reason == KVM_EXIT_MMIO ? run->mmio.phys_addr
+                                                        : 0;
+    __atomic_store_n(&vcpu->last_exit, run->exit_reason, __ATOMIC_RELAXED);
+    __atomic_store_n(&vcpu->last_io_addr, addr, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&vcpu->exits, 1, __ATOMIC_RELAXED);
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         handle_io(vcpu);
@@ -329,6 +343,121 @@ static bool handle_exit(struct vcpu *vcpu)
     }
 }
 
+static const char *mode_of(const struct kvm_sregs *s)
+{
+    if (!(s->cr0 & CR0_PE))
+        return "real";
+    if (s->efer & EFER_LMA)
+        return s->cs.l ? "long" : "compatibility";
+    return "protected";
+}
+
+static const char *mp_state_name(uint32_t state)
+{
+    switch (state) {
+    case KVM_MP_STATE_RUNNABLE:
+        return "runnable";
+    case KVM_MP_STATE_UNINITIALIZED:
+        return "uninitialized";
+    case KVM_MP_STATE_INIT_RECEIVED:
+        return "init-received";
+    case KVM_MP_STATE_HALTED:
+        return "halted";
+    case KVM_MP_STATE_SIPI_RECEIVED:
+        return "sipi-received";
+    default:
+        return "other";
+    }
+}
+
+const char *vcpu_exit_name(uint32_t reason)
+{
+    switch (reason) {
+    case KVM_EXIT_IO:
+        return "io";
+    case KVM_EXIT_MMIO:
+        return "mmio";
+    case KVM_EXIT_HLT:
+        return "hlt";
+    case KVM_EXIT_INTR:
+        return "intr";
+    case KVM_EXIT_SHUTDOWN:
+        return "shutdown";
+    case KVM_EXIT_SYSTEM_EVENT:
+        return "system-event";
+    case KVM_EXIT_INTERNAL_ERROR:
+        return "internal-error";
+    case KVM_EXIT_FAIL_ENTRY:
+        return "fail-entry";
+    case KVM_EXIT_UNKNOWN:
+        return "none";
+    default:
+        return "other";
+    }
+}
+
+/* vCPU thread: answer a snapshot request, if there is one, and undo its kick. */
+static void answer_snapshot(struct vcpu *vcpu)
+{
+    if (!__atomic_load_n(&vcpu->snap_wanted, __ATOMIC_ACQUIRE))
+        return; /* the common case, without the lock */
+    pthread_mutex_lock(&vcpu->snap_lock);
+    if (vcpu->snap_wanted) {
+        struct kvm_regs r;
+        struct kvm_sregs s;
+        struct kvm_mp_state mp = {0};
+        struct vcpu_snapshot *o = &vcpu->snap;
+        o->answered = ioctl(vcpu->fd, KVM_GET_REGS, &r) == 0 &&
+                      ioctl(vcpu->fd, KVM_GET_SREGS, &s) == 0 &&
+                      ioctl(vcpu->fd, KVM_GET_MP_STATE, &mp) == 0;
+        if (o->answered) {
+            o->rip = r.rip;
+            o->rsp = r.rsp;
+            o->rflags = r.rflags;
+            o->cr0 = s.cr0;
+            o->cr3 = s.cr3;
+            o->cr4 = s.cr4;
+            o->efer = s.efer;
+            o->cs = s.cs.selector;
+            o->mode = mode_of(&s);
+            o->mp_state = mp_state_name(mp.mp_state);
+        }
+        /*
+         * The kick's immediate_exit, undone: a stop sets vm_stopping() before
+         * it kicks, and the loop checks that before every KVM_RUN.
+         */
+        __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        vcpu->snap_wanted = false;
+        pthread_cond_broadcast(&vcpu->snap_done);
+    }
+    pthread_mutex_unlock(&vcpu->snap_lock);
+}
+
+void vcpu_snapshot(struct vcpu *vcpu, struct vcpu_snapshot *out, int timeout_ms)
+{
+    memset(out, 0, sizeof(*out));
+    if (vcpu->started) {
+        pthread_mutex_lock(&vcpu->snap_lock);
+        memset(&vcpu->snap, 0, sizeof(vcpu->snap));
+        __atomic_store_n(&vcpu->snap_wanted, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+        uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+        struct timespec t = {.tv_sec = (time_t)(end / 1000000000ULL),
+                             .tv_nsec = (long)(end % 1000000000ULL)};
+        while (vcpu->snap_wanted)
+            if (pthread_cond_timedwait(&vcpu->snap_done, &vcpu->snap_lock, &t) == ETIMEDOUT)
+                break;
+        if (!vcpu->snap_wanted)
+            *out = vcpu->snap;
+        vcpu->snap_wanted = false; /* a late answer is not waited for */
+        pthread_mutex_unlock(&vcpu->snap_lock);
+    }
+    out->exits = __atomic_load_n(&vcpu->exits, __ATOMIC_RELAXED);
+    out->last_exit = __atomic_load_n(&vcpu->last_exit, __ATOMIC_RELAXED);
+    out->last_io_addr = __atomic_load_n(&vcpu->last_io_addr, __ATOMIC_RELAXED);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *vcpu = arg;
@@ -341,10 +470,17 @@ static void *vcpu_thread(void *arg)
     sigaddset(&set, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+    char err[256];
+    if (seccomp_confine(SECCOMP_VCPU, err, sizeof(err)) < 0) {
+        vcpu_fail(vcpu, "%s", err);
+        return NULL;
+    }
     while (!vm_stopping(vcpu->vm)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) {
+                answer_snapshot(vcpu);
                 continue;
+            }
             if (errno == EFAULT)
                 vcpu_fail(vcpu, "the guest touched memory minivmm does not give it (KVM_RUN: "
                                 "EFAULT), e.g. virtio-mem memory it has not plugged");
@@ -354,6 +490,7 @@ static void *vcpu_thread(void *arg)
         }
         if (!handle_exit(vcpu))
             break;
+        answer_snapshot(vcpu);
     }
     return NULL;
 }
@@ -393,4 +530,6 @@ void vcpu_destroy(struct vcpu *vcpu)
         close(vcpu->fd);
     vcpu->run = NULL;
     vcpu->fd = -1;
+    pthread_mutex_destroy(&vcpu->snap_lock);
+    pthread_cond_destroy(&vcpu->snap_done);
 }

@@ -20,6 +20,8 @@
 #include "vmm/cpuid.h"
 #include "vmm/device_table.h"
 #include "vmm/layout.h"
+#include "devices/serial.h"
+#include "vmm/seccomp.h"
 #include "vmm/util.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_ctl.h"
@@ -315,11 +317,22 @@ static int host_vm_fd(void *opaque)
     return __atomic_load_n(&vm->vm_fd, __ATOMIC_ACQUIRE);
 }
 
+static int host_confine_thread(void *opaque, enum dev_thread_kind kind, char *err, size_t errlen)
+{
+    (void)opaque;
+    switch (kind) {
+    case DEV_THREAD_CONSOLE:
+        return seccomp_confine(SECCOMP_CONSOLE, err, errlen);
+    }
+    return errf(err, errlen, "unknown device thread kind %d", (int)kind);
+}
+
 static const struct dev_host_ops vm_host_ops = {
     .irq_line = host_irq_line,
     .request_stop = host_request_stop,
     .add_device = host_add_device,
     .vm_fd = host_vm_fd,
+    .confine_thread = host_confine_thread,
 };
 
 /* Once the memory map, the buses and the main loop exist: what every device's create() gets. */
@@ -347,6 +360,8 @@ void vm_create(struct vm *vm, const struct vm_config *cfg)
     vm->kvm_fd = -1;
     vm->devices_tail = &vm->devices;
     vm->nr_vcpus = cfg->cpus;
+    /* Before any thread starts: threads confine themselves when they do. */
+    seccomp_init_process(cfg->seccomp, serial_restore_terminal);
 
     load_boot_files(vm);
     irq_routes_init(&vm->routes);
@@ -534,6 +549,10 @@ static void stop_guest(struct vm *vm)
 
 int vm_run(struct vm *vm)
 {
+    char err[512];
+    /* Set-up is done: from here on the main thread (and every vCPU) lives in its filter. */
+    if (seccomp_confine(SECCOMP_MAIN, err, sizeof(err)) < 0)
+        die("%s", err);
     for (;;) {
         boot_guest(vm);
         while (!vm_stopping(vm))

@@ -322,6 +322,10 @@ diagnose_vm() {
 		echo "# $(cat "$t/comm") wchan=$(cat "$t/wchan") syscall=$(cut -d' ' -f1 "$t/syscall")"
 		sed 's/^/#    /' "$t/stack" 2>/dev/null
 	done
+	if [ -S "${sock:-}" ]; then
+		echo "# --- minivmm ctl dump (vCPUs and devices):"
+		ctl dump 2>&1 | sed 's/^/# /'
+	fi
 	echo "# --- L1 kernel log, last lines:"
 	dmesg | tail -n 15 | sed 's/^/# /'
 }
@@ -334,10 +338,34 @@ spurious_resets() {
 	grep -l "the guest triple-faulted" /tmp/*.out 2>/dev/null
 }
 
+# seccomp_active: every thread of minivmm (start_vm) runs under its seccomp
+# filter (Seccomp: 2): the main thread and the console writer under one,
+# each vCPU under two (the main thread's and its own).
+seccomp_active() {
+	[ -d "/proc/$vm_pid/task" ] || return 1
+	for t in /proc/"$vm_pid"/task/*; do
+		mode=$(sed -n 's/^Seccomp:[[:space:]]*//p' "$t/status")
+		filters=$(sed -n 's/^Seccomp_filters:[[:space:]]*//p' "$t/status")
+		want=1
+		case $(cat "$t/comm") in vcpu*) want=2 ;; esac
+		if [ "$mode" != 2 ] || [ "${filters:-0}" -lt "$want" ]; then
+			echo "# thread $(cat "$t/comm"): Seccomp $mode, $filters filters (want 2, $want)"
+			return 1
+		fi
+	done
+}
+
+# no_seccomp_report: no minivmm output of this scenario reports a forbidden
+# system call (every scenario runs with the default --seccomp on).
+no_seccomp_report() {
+	! grep -l "seccomp: the .* thread made a system call" /tmp/*.out /tmp/*.log 2>/dev/null
+}
+
 # finish: the TAP plan; exit status the number of failed checks, or 125 (a
 # testbed failure, which tests/testbed/run retries once) when checks failed
 # after the nested guest reset itself.
 finish() {
+	check "no minivmm made a system call its seccomp filter forbids" no_seccomp_report
 	echo "1..$checks"
 	[ "$failures" -eq 0 ] && exit 0
 	echo "# $failures of $checks checks failed"

@@ -110,6 +110,8 @@ check "reboot: booted again (waited up to ${GUEST_TIMEOUT}s)" wait_until "$GUEST
 echo "# reboot: $PINNED was back at boot RAM $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after the reboot was typed"
 check "reboot: status boots 2" status_is boots 2
 vfio_step 130 edu0
+check "after DMA mapping, resizes and a reboot: every thread under its seccomp filter" \
+	seccomp_active
 check "no plug was refused, nothing kept" [ "$(status_field refused_plugs)" = 0 -a "$(status_field kept_bytes)" = 0 ]
 check "no 'broken' virtio-mem device in the guest log" [ -z "$(grep -i 'broken' "$out")" ]
 stop_vm

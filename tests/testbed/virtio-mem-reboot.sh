@@ -13,6 +13,7 @@ check "reboot: usable_region_size is back to requested + 256 MiB" \
 	status_is usable_region_size $((640 * MiB))
 check "reboot: the guest plugs 384 MiB again" wait_until 90 status_is plugged_size $((384 * MiB))
 check "reboot: the guest sees 384 MiB" wait_until 30 guest_is total $((384 * MiB))
+check "reboot: the new vCPUs and the old threads run under their seccomp filters" seccomp_active
 check "no 'broken' virtio-mem device in the guest log" [ -z "$(grep -i 'broken' "$out")" ]
 stop_vm
 check "the guest powered off: minivmm exit 0" [ "$rc" = 0 ]

@@ -8,6 +8,7 @@
 start_vm vmem vmem-agent --memory 512M --virtio-mem size=4G,requested=512M
 
 check "boot: plugged_size reaches 512 MiB" wait_until 90 status_is plugged_size $((512 * MiB))
+check "boot: every minivmm thread runs under its seccomp filter" seccomp_active
 check "boot: the guest's /proc/iomem has 512 MiB of System RAM (virtio_mem)" \
 	wait_until 30 guest_is total $((512 * MiB))
 # Onlining trails the resources in /proc/iomem a little: wait for MemTotal.
@@ -30,6 +31,16 @@ check "resize: plugged_size reaches 1536 MiB" wait_until 60 status_is plugged_si
 check "resize: the guest sees 1536 MiB" wait_until 30 guest_is total $((1536 * MiB))
 check "resize: usable_region_size grew to 1792 MiB" status_is usable_region_size $((1792 * MiB))
 check "resize: 12 memslots" status_is memslots 12
+check "resize: still under seccomp" seccomp_active
+
+# ctl dump: where each vCPU is and each device's state, for a guest that hangs.
+ctl dump >/tmp/dump.out
+echo "# dump: $(cut -c 1-400 /tmp/dump.out)"
+check "dump: the vCPU answered, in 64-bit mode" grep -q '"answered": true.*"mode": "long"' /tmp/dump.out
+check "dump: the virtio-mem transport, its queue ready, and the device's state" \
+	grep -q '"kind": "virtio-mmio".*"ready": true.*"plugged_size": 1610612736' /tmp/dump.out
+check "dump: the guest goes on running (plugged_size still 1536 MiB)" \
+	status_is plugged_size $((1536 * MiB))
 
 # Make plugged memory resident on the host (the guest writes 512 MiB, about
 # 15 s under TCG), then shrink: what is unplugged is given back to the host.

@@ -24,7 +24,7 @@
 #include "vmm/ctl.h"
 #include "vmm/util.h"
 
-#define COMMANDS "status, resize [ID] SIZE, shutdown"
+#define COMMANDS "status, resize [ID] SIZE, dump, shutdown"
 #define STATUS_REPLY                                                                               \
     "{\"state\": \"running\", \"devices\": [{\"id\": \"mem0\", \"size\": 1073741824}]}"
 #define TOO_LONG                                                                                   \
@@ -62,6 +62,7 @@ static void test_parse_ok(void **state)
     parse_ok("  status \t ", CTL_STATUS, "", 0);
     parse_ok("\tstatus", CTL_STATUS, "", 0);
     parse_ok("shutdown", CTL_SHUTDOWN, "", 0);
+    parse_ok("dump", CTL_DUMP, "", 0);
     parse_ok("resize 4G", CTL_RESIZE, "", 4 * GiB);
     parse_ok("resize 4096", CTL_RESIZE, "", 4096); /* bytes without a suffix */
     parse_ok("resize 1.5G", CTL_RESIZE, "", 3 * GiB / 2);
@@ -88,6 +89,8 @@ static void test_parse_errors(void **state)
     parse_err("Resize 4G", "unknown command 'Resize'; commands are lower case: " COMMANDS);
     parse_err("status now", "status takes no arguments; remove 'now'");
     parse_err("shutdown -f", "shutdown takes no arguments; remove '-f'");
+    parse_err("dump all", "dump takes no arguments; remove 'all'");
+    parse_err("DUMP", "unknown command 'DUMP'; commands are lower case: " COMMANDS);
     parse_err("resize", "resize needs a size, e.g. resize 4G or resize ID 4G");
     parse_err("resize   ", "resize needs a size, e.g. resize 4G or resize ID 4G");
     parse_err("resize mem0 4G extra", "too many words for resize ('extra'); use resize [ID] SIZE");
@@ -1071,7 +1074,7 @@ static void expect_run(char **argv, int status, const char *out, const char *err
     assert_int_equal(r.status, status);
 }
 
-#define USAGE "usage: minivmm ctl --api-socket PATH status | resize [ID] SIZE | shutdown"
+#define USAGE "usage: minivmm ctl --api-socket PATH status | resize [ID] SIZE | dump | shutdown"
 
 static void test_client_main(void **state)
 {
