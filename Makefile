@@ -48,6 +48,9 @@ build/tests/%: tests/unit/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
+# test_virtio_mem injects faults into the host calls of the plug path.
+build/tests/test_virtio_mem: LDLIBS += -Wl,--wrap=mprotect,--wrap=madvise
+
 build/tests/mkbzimage: tests/tools/mkbzimage.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<

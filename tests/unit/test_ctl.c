@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -745,6 +746,105 @@ static void test_server_idle_clients_make_room(void **state)
         close(fds[i]);
 }
 
+/* Open file descriptors of this process. */
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    unsigned n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/*
+ * A storm: 1000 connections in waves of 40 (more than the 32 slots), each
+ * one sending a command whole, in two halves, or only half of it and then
+ * hanging up, or a 1 MiB line; the server answers what it can, refuses
+ * what it must, and ends with no connection and no descriptor more than it
+ * started with.
+ */
+static void test_server_storm(void **state)
+{
+    (void)state;
+    fx_open();
+    unsigned fds_before = open_fds();
+    size_t big_len = 1 << 20;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, 'y', big_len);
+    big[big_len] = '\n';
+    unsigned answered = 0, refused = 0, too_long = 0;
+    for (int wave = 0; wave < 25; wave++) {
+        int fds[40];
+        for (int i = 0; i < 40; i++)
+            fds[i] = cli_connect();
+        for (int i = 0; i < 40; i++) {
+            switch ((wave * 40 + i) % 4) {
+            case 0:
+                send(fds[i], "status\n", 7, MSG_NOSIGNAL);
+                break;
+            case 1:
+                send(fds[i], "sta", 3, MSG_NOSIGNAL);
+                pump(1);
+                send(fds[i], "tus\n", 4, MSG_NOSIGNAL);
+                break;
+            case 2:
+                send(fds[i], "resize 1", 8, MSG_NOSIGNAL); /* and hangs up below */
+                break;
+            case 3:
+                /* 1 MiB without a newline until the end, sent as the socket takes it. */
+                for (size_t off = 0; off <= big_len;) {
+                    ssize_t n =
+                        send(fds[i], big + off, big_len + 1 - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    if (n > 0)
+                        off += (size_t)n;
+                    else if (n < 0 && errno != EAGAIN)
+                        break; /* refused: the server closed it */
+                    pump(1);
+                }
+                break;
+            }
+        }
+        pump(5);
+        for (int i = 0; i < 40; i++) {
+            char buf[512];
+            uint64_t deadline = now_ns() + WAIT_NS;
+            ssize_t n = 0;
+            if ((wave * 40 + i) % 4 != 2) {
+                while ((n = recv(fds[i], buf, sizeof(buf) - 1, MSG_DONTWAIT)) < 0 &&
+                       errno == EAGAIN && now_ns() < deadline)
+                    pump(1);
+                buf[n > 0 ? n : 0] = '\0';
+                if (strstr(buf, "too many control connections"))
+                    refused++;
+                else if (strstr(buf, "command line too long"))
+                    too_long++;
+                else if (strstr(buf, STATUS_REPLY))
+                    answered++;
+                else
+                    fail_msg("wave %d client %d: '%s' (%zd)", wave, i, buf, n);
+            }
+            close(fds[i]);
+        }
+        pump(5);
+    }
+    free(big);
+    /* Every connection is gone once the server saw the hang-ups. */
+    uint64_t deadline = now_ns() + WAIT_NS;
+    while (fx.srv.nr_conns > 0 && now_ns() < deadline)
+        pump(1);
+    assert_int_equal(fx.srv.nr_conns, 0);
+    assert_int_equal(open_fds(), fds_before);
+    assert_true(answered > 0 && refused > 0 && too_long > 0);
+    assert_int_equal(answered + refused + too_long, 750);
+    /* And it still works. */
+    int fd = cli_connect();
+    cli_expect(fd, "status\n", STATUS_REPLY "\n");
+    close(fd);
+}
+
 /* ---- server: the socket file -------------------------------------------- */
 
 static void test_server_socket_mode(void **state)
@@ -1249,6 +1349,7 @@ int main(void)
         SERVER_TEST(test_server_handler_replies),
         SERVER_TEST(test_server_too_many_clients),
         SERVER_TEST(test_server_idle_clients_make_room),
+        SERVER_TEST(test_server_storm),
         SERVER_TEST(test_server_socket_mode),
         SERVER_TEST(test_server_refuses_other_files),
         SERVER_TEST(test_server_bad_paths),

@@ -1563,6 +1563,83 @@ static void test_prealloc_populates_on_plug(void **state)
     assert_int_equal(resident_pages(fx, B(3), 2 * BLOCK), 0);
 }
 
+/*
+ * Faults injected into the host calls of the plug path (the test binary is
+ * linked with --wrap=mprotect,--wrap=madvise): the nth call from now of the
+ * kind fails with the given errno.  Each must end in BUSY with nothing
+ * changed and nothing left behind, never in a crash.
+ */
+static int fail_mprotect_in, fail_mprotect_errno;
+static int fail_populate_in, fail_populate_errno;
+
+int __real_mprotect(void *addr, size_t len, int prot);
+int __wrap_mprotect(void *addr, size_t len, int prot)
+{
+    if (fail_mprotect_in > 0 && --fail_mprotect_in == 0) {
+        errno = fail_mprotect_errno;
+        return -1;
+    }
+    return __real_mprotect(addr, len, prot);
+}
+
+int __real_madvise(void *addr, size_t len, int advice);
+int __wrap_madvise(void *addr, size_t len, int advice)
+{
+    if (advice == MADV_POPULATE_WRITE && fail_populate_in > 0 && --fail_populate_in == 0) {
+        errno = fail_populate_errno;
+        return -1;
+    }
+    return __real_madvise(addr, len, advice);
+}
+
+static void expect_plug_fault_is_busy(struct fixture *fx, const char *why)
+{
+    uint64_t refused = fx->m->refused_plugs;
+    assert_int_equal(plug(fx, B(4), 2), RESP_BUSY);
+    assert_int_equal(fx->m->refused_plugs, refused + 1);
+    if (!strstr(fx->m->last_refusal, why))
+        fail_msg("last_refusal '%s' does not say '%s'", fx->m->last_refusal, why);
+    assert_int_equal(blocks_state(fx, B(4), 2), S_UNPLUGGED);
+    check_sizes(fx, 768 * MiB, BLOCK, 512 * MiB);
+    assert_null(mm_gpa(&fx->vm.mem, B(4), BLOCK)); /* closed again, no memslot */
+    assert_int_equal(resident_pages(fx, B(4), 2 * BLOCK), 0);
+    assert_int_equal(mm_tracker_kept_bytes(&fx->m->tracker), 0);
+    /* The fault is gone: the guest's retry works. */
+    assert_int_equal(plug(fx, B(4), 2), RESP_ACK);
+    assert_int_equal(unplug(fx, B(4), 2), RESP_ACK);
+}
+
+static void test_faults_in_the_plug_path(void **state)
+{
+    struct fixture *fx = *state;
+    struct virtio_mem_options o = mem_opts("mem0", REGION_SIZE, BLOCK, 512 * MiB);
+    o.prealloc = true;
+    new_mem(fx, &o, REGION_ADDR);
+    assert_int_equal(plug(fx, B(0), 1), RESP_ACK);
+
+    /* The guard cannot open the memory (mprotect: ENOMEM, too many mappings). */
+    fail_mprotect_in = 1;
+    fail_mprotect_errno = ENOMEM;
+    expect_plug_fault_is_busy(fx, "Cannot allocate memory");
+    /* Preallocation finds no memory, or a hole it cannot fill. */
+    fail_populate_in = 1;
+    fail_populate_errno = ENOMEM;
+    expect_plug_fault_is_busy(fx, "cannot allocate memory");
+    fail_populate_in = 1;
+    fail_populate_errno = EFAULT;
+    expect_plug_fault_is_busy(fx, "Bad address");
+    /* Closing fails while a refused plug is rolled back: still BUSY, nothing plugged. */
+    fail_populate_in = 1;
+    fail_populate_errno = ENOMEM;
+    fail_mprotect_in = 2; /* the open succeeds, the close of the rollback fails */
+    fail_mprotect_errno = ENOMEM;
+    assert_int_equal(plug(fx, B(4), 2), RESP_BUSY);
+    assert_int_equal(blocks_state(fx, B(4), 2), S_UNPLUGGED);
+    check_sizes(fx, 768 * MiB, BLOCK, 512 * MiB);
+    assert_int_equal(resident_pages(fx, B(4), 2 * BLOCK), 0);
+    fail_mprotect_in = fail_populate_in = 0;
+}
+
 /* prealloc + a refusing listener: BUSY, and the preallocated memory is given back. */
 static void test_prealloc_busy_gives_memory_back(void **state)
 {
@@ -1845,6 +1922,7 @@ int main(void)
         /* 9. prealloc and memfd */
         cmocka_unit_test_setup_teardown(test_prealloc_populates_on_plug, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_prealloc_busy_gives_memory_back, setup_bare, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_in_the_plug_path, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_memfd_unplug_punches_hole, setup_bare, teardown),
         /* 10. start-up */
         cmocka_unit_test_setup_teardown(test_create_places_inside_dma_spans, setup_bare, teardown),
