@@ -48,16 +48,17 @@ static const int common_syscalls[] = {
  * initrd read again at every boot (pread), and the vCPU threads of every
  * boot (clone3, the new thread's set_robust_list and rseq, its name, and
  * the vCPU's own filter on top: seccomp and prctl(PR_SET_NO_NEW_PRIVS) - a
- * filter can only take rights away).
+ * filter can only take rights away; glibc's first pthread_create installs
+ * its internal signal handlers: rt_sigaction).
  */
 static const int main_syscalls[] = {
-    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(eventfd2),
-    SCMP_SYS(accept4),    SCMP_SYS(sendto),      SCMP_SYS(recvfrom),  SCMP_SYS(sendmsg),
-    SCMP_SYS(recvmsg),    SCMP_SYS(shutdown),    SCMP_SYS(unlink),    SCMP_SYS(unlinkat),
-    SCMP_SYS(openat),     SCMP_SYS(fcntl),       SCMP_SYS(fallocate), SCMP_SYS(pread64),
-    SCMP_SYS(pwrite64),   SCMP_SYS(clone),       SCMP_SYS(clone3),    SCMP_SYS(set_robust_list),
-    SCMP_SYS(rseq),       SCMP_SYS(prctl),       SCMP_SYS(dup),       SCMP_SYS(ioctl),
-    SCMP_SYS(seccomp),
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),  SCMP_SYS(epoll_ctl), SCMP_SYS(eventfd2),
+    SCMP_SYS(accept4),    SCMP_SYS(sendto),       SCMP_SYS(recvfrom),  SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),    SCMP_SYS(shutdown),     SCMP_SYS(unlink),    SCMP_SYS(unlinkat),
+    SCMP_SYS(openat),     SCMP_SYS(fcntl),        SCMP_SYS(fallocate), SCMP_SYS(pread64),
+    SCMP_SYS(pwrite64),   SCMP_SYS(clone),        SCMP_SYS(clone3),    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),       SCMP_SYS(prctl),        SCMP_SYS(dup),       SCMP_SYS(ioctl),
+    SCMP_SYS(seccomp),    SCMP_SYS(rt_sigaction),
 };
 
 /*
