@@ -111,6 +111,7 @@ static const unsigned long main_ioctls[] = {
     KVM_SET_LAPIC,
     VFIO_IOMMU_MAP_DMA,
     VFIO_IOMMU_UNMAP_DMA,
+    VFIO_IOMMU_GET_INFO, /* status: type1's dma_avail */
     VFIO_DEVICE_SET_IRQS,
     VFIO_DEVICE_RESET,
     IOMMU_IOAS_MAP,
