@@ -39,9 +39,14 @@ FUZZ_BINS         := $(FUZZ_ALL_TARGETS:%=$(FUZZ_DIR)/%)
 # free those copies after each input, or the leak checker would stop it.
 FUZZ_LDFLAGS_fuzz_cmdline := -Wl,--wrap=xstrdup,--wrap=free
 
-.PHONY: fuzz fuzz-build fuzz-clean
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-clean
 
-fuzz-build: $(FUZZ_BINS)
+# clang with libFuzzer's runtime (libclang-rt-dev), and what the sources link.
+fuzz-deps:
+	@scripts/install-deps clang libclang-rt-dev libseccomp-dev
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
