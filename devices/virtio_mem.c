@@ -94,13 +94,14 @@ static void refuse_plug(struct virtio_mem *m, const char *why)
 /*
  * Locked on entry and on return; the lock is released in between.  Plug
  * (plug true) or unplug [addr, addr + size), which the caller checked, in
- * pieces of at most VIRTIO_MEM_PIECE bytes with the transport lock
- * released (or of one block, if larger).  Nothing else changes the tracker meanwhile: requests,
- * resizes and system resets all come from the main thread, this one, and the only vCPU-thread
- * callback that touches the region (features_ok) waits for work_done.  Returns 0 when done; -1 with
- * err when a plug failed (a listener refused, or prealloc: every piece is undone); or 1 when the
- * driver reset the device meanwhile (a plug is undone, an unplug finished):
- * the request is void.
+ * pieces of at most VIRTIO_MEM_PIECE bytes (or one block, if larger) with
+ * the transport lock released.  Nothing else changes the tracker meanwhile:
+ * requests, resizes and system resets all come from the main thread, this
+ * one, and the only vCPU-thread callback that touches the region
+ * (features_ok) waits for work_done.  Returns 0 when done; -1 with err when
+ * a plug failed (a listener refused, or prealloc: every piece is undone); or
+ * 1 when the driver reset the device meanwhile, whether the work succeeded
+ * or not (a plug is undone, an unplug finished): the request is void.
  */
 static int carry_out(struct virtio_mem *m, uint64_t addr, uint64_t size, bool plug, char *err,
                      size_t errlen)
@@ -142,11 +143,14 @@ static int carry_out(struct virtio_mem *m, uint64_t addr, uint64_t size, bool pl
     m->working = false;
     pthread_cond_broadcast(&m->work_done);
     m->work_bytes += done;
-    if (ret == 0 && virtio_mmio_resets(&m->transport) != resets) {
-        /* Rare (a driver reset during the work): undo a plug with the lock held. */
-        if (plug && mm_tracker_unplug(&m->tracker, addr, size) < 0)
+    if (virtio_mmio_resets(&m->transport) != resets) {
+        /*
+         * Rare (a driver reset during the work): the request is void, done or
+         * failed.  A plug that succeeded is undone with the lock held.
+         */
+        if (plug && ret == 0 && mm_tracker_unplug(&m->tracker, addr, size) < 0)
             bug("%s: cannot roll back a plug", m->name);
-        ret = 1;
+        return 1;
     }
     return ret;
 }
@@ -494,12 +498,10 @@ void virtio_mem_status(struct virtio_mem *m, struct json *out)
     virtio_mmio_unlock(&m->transport);
 }
 
-/* ctl dump (transport lock held): the status, and whether a request is being carried out. */
+/* ctl dump (transport lock held): the status members. */
 static void vmem_dump(void *opaque, struct json *out)
 {
-    struct virtio_mem *m = opaque;
-    status_members(m, out);
-    json_kv_bool(out, "working", m->working);
+    status_members(opaque, out);
 }
 
 /* --- creation ---------------------------------------------------------------------- */

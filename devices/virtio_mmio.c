@@ -154,8 +154,18 @@ static void virtio_mmio_write_status(struct virtio_mmio *t, uint32_t value)
                       (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
     uint32_t added = status & ~old;
 
-    if ((added & VIRTIO_STATUS_FEATURES_OK) && !virtio_mmio_features_acceptable(t))
-        status &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK; /* the driver reads it back */
+    if (added & VIRTIO_STATUS_FEATURES_OK) {
+        uint64_t resets = t->resets;
+        bool acceptable = virtio_mmio_features_acceptable(t);
+        /* features_ok may have waited with the lock released: take the state as it is now. */
+        if (t->resets != resets)
+            return; /* another vCPU reset the device meanwhile: this write is moot */
+        old = t->status;
+        status = (status & ~(uint32_t)VIRTIO_STATUS_DEVICE_NEEDS_RESET) |
+                 (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+        if (!acceptable)
+            status &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK; /* the driver reads it back */
+    }
     if ((added & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_FEATURES_OK)) {
         debug("%s: DRIVER_OK without FEATURES_OK refused", t->name);
         status &= ~(uint32_t)VIRTIO_STATUS_DRIVER_OK;

@@ -26,7 +26,10 @@
  * from vCPU threads, queue_notify runs on the main thread.  queue_notify may
  * release the lock for long work (virtio_mmio_unlock, then lock again) if
  * it then checks virtio_mmio_resets(): vCPUs keep reading and writing
- * registers meanwhile, and the queue may have been reset.
+ * registers meanwhile, and the queue may have been reset - or disabled and
+ * laid out anew by the driver without a reset (QueueReady 0, new addresses):
+ * every later ring access is checked against the layout as it is then, so
+ * such a driver only confuses itself.
  */
 #ifndef MINIVMM_DEVICES_VIRTIO_MMIO_H
 #define MINIVMM_DEVICES_VIRTIO_MMIO_H
@@ -107,7 +110,12 @@ struct virtio_device_ops {
     uint32_t config_size;    /* bytes of config space, <= VIRTIO_MMIO_CONFIG_MAX */
     /* Fill data with config bytes [offset, offset + len) (in range, len <= 8). */
     void (*config_read)(void *opaque, uint32_t offset, void *data, unsigned len);
-    /* Optional: the driver set FEATURES_OK with these features; false refuses them. */
+    /*
+     * Optional: the driver set FEATURES_OK with these features; false refuses
+     * them.  May wait on a condition with the lock released (virtio_mmio_wait):
+     * the transport takes the status as it is afterwards, and drops the write
+     * if the device was reset meanwhile.
+     */
     bool (*features_ok)(void *opaque, uint64_t features);
     /* Optional: the driver set DRIVER_OK. */
     void (*driver_ok)(void *opaque);

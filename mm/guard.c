@@ -50,7 +50,7 @@ int mm_guard_init(struct mm_guard *g, struct mm_tracker *tracker, uint64_t base,
                   uint8_t *hva, uint64_t max_runs, char *err, size_t errlen)
 {
     memset(g, 0, sizeof(*g));
-    if (max_runs < 3)
+    if (max_runs < 3 + MM_GUARD_PIECE_SLACK)
         return errf(err, errlen, "%llu host mappings are too few to protect unplugged memory",
                     (unsigned long long)max_runs);
     g->max_runs = max_runs;

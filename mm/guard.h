@@ -45,8 +45,9 @@ struct mm_guard {
 };
 
 /*
- * Close the whole region (nothing is plugged yet); max_runs >= 3 (one block
- * plugged in the middle).  Returns 0 or -1 with err.
+ * Close the whole region (nothing is plugged yet); max_runs >= 3 +
+ * MM_GUARD_PIECE_SLACK (one block plugged in the middle, in pieces).
+ * Returns 0 or -1 with err.
  */
 int mm_guard_init(struct mm_guard *g, struct mm_tracker *tracker, uint64_t base, uint64_t size,
                   uint8_t *hva, uint64_t max_runs, char *err, size_t errlen);

@@ -2,6 +2,7 @@
 #include "vmm/seccomp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -270,6 +271,13 @@ int seccomp_confine(enum seccomp_role role, char *err, size_t errlen)
         r = add_ioctls(ctx, tty_ioctls, ARRAY_SIZE(tty_ioctls));
     if (r == 0)
         r = add_ioctls(ctx, set->ioctls, set->nr_ioctls);
+    /*
+     * glibc opens /proc/sys/vm/overcommit_memory the first time it shrinks a
+     * thread's malloc arena, which happens on a vCPU or the console thread:
+     * ENOENT there (glibc then assumes the default), never a report.
+     */
+    if (r == 0 && role != SECCOMP_MAIN)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 0);
     if (r == 0)
         r = seccomp_load(ctx);
     seccomp_release(ctx);
@@ -278,5 +286,13 @@ int seccomp_confine(enum seccomp_role role, char *err, size_t errlen)
                     "seccomp: cannot install the %s thread's filter: %s (a kernel without "
                     "CONFIG_SECCOMP_FILTER? run with --seccomp off)",
                     set->name, strerror(-r));
+    /*
+     * A thread that blocks SIGSYS (the console writer blocks every signal)
+     * would be killed by the kernel instead of reporting: let it through.
+     */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
     return 0;
 }

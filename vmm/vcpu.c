@@ -422,11 +422,6 @@ static void answer_snapshot(struct vcpu *vcpu)
             o->mode = mode_of(&s);
             o->mp_state = mp_state_name(mp.mp_state);
         }
-        /*
-         * The kick's immediate_exit, undone: a stop sets vm_stopping() before
-         * it kicks, and the loop checks that before every KVM_RUN.
-         */
-        __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
         vcpu->snap_wanted = false;
         pthread_cond_broadcast(&vcpu->snap_done);
     }
@@ -436,7 +431,8 @@ static void answer_snapshot(struct vcpu *vcpu)
 void vcpu_snapshot(struct vcpu *vcpu, struct vcpu_snapshot *out, int timeout_ms)
 {
     memset(out, 0, sizeof(*out));
-    if (vcpu->started) {
+    /* A thread that has left its loop (the guest stopped it) would never answer. */
+    if (vcpu->started && !__atomic_load_n(&vcpu->exited, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&vcpu->snap_lock);
         memset(&vcpu->snap, 0, sizeof(vcpu->snap));
         __atomic_store_n(&vcpu->snap_wanted, true, __ATOMIC_RELEASE);
@@ -478,7 +474,13 @@ static void *vcpu_thread(void *arg)
     while (!vm_stopping(vcpu->vm)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
+                /*
+                 * A kick: answer a snapshot request, and let the next KVM_RUN
+                 * run - also when the request timed out and was withdrawn.
+                 * A stop sets vm_stopping() before it kicks; the loop checks.
+                 */
                 answer_snapshot(vcpu);
+                __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
                 continue;
             }
             if (errno == EFAULT)
@@ -492,6 +494,7 @@ static void *vcpu_thread(void *arg)
             break;
         answer_snapshot(vcpu);
     }
+    __atomic_store_n(&vcpu->exited, true, __ATOMIC_RELEASE);
     return NULL;
 }
 

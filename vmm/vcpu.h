@@ -48,6 +48,7 @@ struct vcpu {
     pthread_mutex_t snap_lock;
     pthread_cond_t snap_done;
     bool snap_wanted; /* snap_lock: the main thread asks, the vCPU thread answers */
+    bool exited;      /* the thread left its run loop */
     struct vcpu_snapshot snap;
 };
 

@@ -1337,19 +1337,25 @@ struct gate_listener {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool entered, open;
+    bool refuse; /* after the gate opens: refuse the populate (a failed DMA map) */
 };
 
 static int gate_populate(struct mm_listener *l, uint64_t gpa, uint64_t len, char *err,
                          size_t errlen)
 {
     struct gate_listener *g = container_of(l, struct gate_listener, l);
-    (void)gpa, (void)len, (void)err, (void)errlen;
+    (void)gpa, (void)len;
     pthread_mutex_lock(&g->mu);
     g->entered = true;
     pthread_cond_broadcast(&g->cv);
     while (!g->open)
         pthread_cond_wait(&g->cv, &g->mu);
+    bool refuse = g->refuse;
     pthread_mutex_unlock(&g->mu);
+    if (refuse) {
+        snprintf(err, errlen, "the gate refuses");
+        return -1;
+    }
     return 0;
 }
 
@@ -1486,6 +1492,31 @@ static void test_work_per_notification_is_bounded(void **state)
     assert_int_equal(evloop_run_once(&fx->vm.loop, 0), 1); /* notified again by the device */
     assert_int_equal(used_idx(fx), 3);
     assert_int_equal(fx->m->plugged_size, 3 * blk);
+}
+
+/*
+ * The same when the plug fails as well (its DMA map refused): void, not
+ * answered BUSY into the reset queue - which would leave the new driver
+ * with DEVICE_NEEDS_RESET from the start.
+ */
+static void test_reset_during_a_failing_plug_voids_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct gate_listener g = {0};
+    pthread_t loop;
+    plug_into_gate(fx, &g, &loop);
+    mmio_write32(fx, REG_STATUS, 0);
+    g.refuse = true;
+    open_gate(&g, loop);
+    assert_int_equal(mmio_read32(fx, REG_STATUS), 0); /* no DEVICE_NEEDS_RESET */
+    assert_int_equal(used_idx(fx), 0);
+    assert_int_equal(fx->m->void_requests, 1);
+    assert_int_equal(fx->m->refused_plugs, 0);
+    assert_int_equal(mm_tracker_state(&fx->m->tracker, B(0), BLOCK), MM_BLOCKS_UNPLUGGED);
+    mm_tracker_unregister(&fx->m->tracker, &g.l);
+    driver_init(fx, F_UNPLUGGED_INACCESSIBLE);
+    (void)irq_count(fx);
+    send_and_expect(fx, REQ_PLUG, B(0), 1, RESP_ACK, 0);
 }
 
 /* A protocol violation: DEVICE_NEEDS_RESET, no used entry; after reset + re-init it works. */
@@ -1879,6 +1910,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registers_answer_during_a_long_plug, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_during_a_long_plug_voids_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_during_a_failing_plug_voids_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_work_per_notification_is_bounded, setup_bare,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_memfd_needs_unplugged_inaccessible, setup_bare,
