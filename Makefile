@@ -23,7 +23,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 # Guest images the testbed tests boot besides the Debian kernel.
 TEST_IMAGES := build/tests/images/triple-fault.bzImage
 # Static programs scripts/testbed puts into the guest initramfs (/bin/...).
-GUEST_TOOLS := build/tests/guest/edu-tool build/tests/guest/disk-check
+GUEST_TOOLS := build/tests/guest/edu-tool build/tests/guest/disk-check build/tests/guest/vmem-attack
 # Static programs the testbed scenarios run on the test host (/t/bin/...).
 L1_TOOLS := build/tests/l1/set-memlock
 
