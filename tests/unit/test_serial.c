@@ -209,6 +209,32 @@ static void test_output_in_order(void **state)
     assert_true(sent < 5.0);
 }
 
+/* stderr goes to a pipe from stderr_capture_begin() to stderr_capture_end(). */
+struct stderr_capture {
+    int saved, pipe_r;
+};
+
+static void stderr_capture_begin(struct stderr_capture *c)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    fflush(stderr);
+    c->saved = dup(STDERR_FILENO);
+    dup2(p[1], STDERR_FILENO);
+    close(p[1]);
+    c->pipe_r = p[0];
+}
+
+/* Put stderr back; msg gets what was written meanwhile (at most len - 1 bytes). */
+static void stderr_capture_end(struct stderr_capture *c, char *msg, size_t len)
+{
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    ssize_t m = read(c->pipe_r, msg, len - 1);
+    close(c->pipe_r);
+    msg[m > 0 ? m : 0] = '\0';
+}
+
 struct destroyer {
     struct device *dev;
     bool done;
@@ -235,11 +261,8 @@ static void test_stalled_reader_drops_instead_of_blocking(void **state)
     double sent = seconds() - t0;
 
     /* Catch the warning, then let the reader go while the device is destroyed. */
-    int errp[2];
-    assert_int_equal(pipe2(errp, O_CLOEXEC | O_NONBLOCK), 0);
-    int saved_stderr = dup(STDERR_FILENO);
-    dup2(errp[1], STDERR_FILENO);
-    close(errp[1]);
+    struct stderr_capture cap;
+    stderr_capture_begin(&cap);
 
     forget(fx, dev);
     struct destroyer d = {.dev = dev};
@@ -261,13 +284,8 @@ static void test_stalled_reader_drops_instead_of_blocking(void **state)
         poll(&p, 1, 100);
     }
     pthread_join(t, NULL);
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-
     char msg[1024];
-    ssize_t m = read(errp[0], msg, sizeof(msg) - 1);
-    close(errp[0]);
-    msg[m > 0 ? m : 0] = '\0';
+    stderr_capture_end(&cap, msg, sizeof(msg));
 
     assert_non_null(got);
     assert_true(sent < 10.0); /* the old code blocked here forever */
@@ -323,20 +341,12 @@ static void test_stalled_reader_does_not_hold_up_exit(void **state)
     for (size_t i = 0; i < total; i++)
         guest_write(fx, UART16550_THR, pattern(i));
 
-    int errp[2];
-    assert_int_equal(pipe2(errp, O_CLOEXEC | O_NONBLOCK), 0);
-    int saved_stderr = dup(STDERR_FILENO);
-    dup2(errp[1], STDERR_FILENO);
-    close(errp[1]);
+    struct stderr_capture cap;
+    stderr_capture_begin(&cap);
     forget(fx, dev);
     dev->ops->destroy(dev); /* nobody reads fx->out_r */
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-
     char msg[1024];
-    ssize_t m = read(errp[0], msg, sizeof(msg) - 1);
-    close(errp[0]);
-    msg[m > 0 ? m : 0] = '\0';
+    stderr_capture_end(&cap, msg, sizeof(msg));
     const char *w = strstr(msg, "minivmm: warning: console output stalled");
     if (!w)
         fail_msg("no warning about the stalled console; stderr was: '%s'", msg);
