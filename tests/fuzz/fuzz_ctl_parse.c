@@ -57,8 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r < 0) {
         check_err(err, sizeof(err));
     } else {
-        FUZZ_CHECK(cmd.op == CTL_STATUS || cmd.op == CTL_RESIZE || cmd.op == CTL_SHUTDOWN, "op %d",
-                   cmd.op);
+        FUZZ_CHECK(cmd.op == CTL_STATUS || cmd.op == CTL_RESIZE || cmd.op == CTL_SHUTDOWN ||
+                       cmd.op == CTL_DUMP,
+                   "op %d", cmd.op);
         if (cmd.op == CTL_RESIZE) {
             FUZZ_CHECK(valid_id(cmd.id), "device id '%s'", cmd.id);
             snprintf(again, sizeof(again), "resize %s %lluB", cmd.id, (unsigned long long)cmd.size);
