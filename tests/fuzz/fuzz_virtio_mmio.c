@@ -103,16 +103,9 @@ static void step(struct fake_vm *vm, struct virtio_mem *m, uint8_t op, uint8_t f
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const uint64_t block_sizes[] = {256 * KiB, 1 * MiB, 2 * MiB, 4 * MiB};
-    static const uint64_t budgets[] = {5, 6, 16, 1024}; /* 5: 3 + MM_GUARD_PIECE_SLACK, the least */
     struct fuzz_in in = fuzz_in_make(data, size);
-    uint8_t geo = in_u8(&in);
-    uint64_t bs = block_sizes[geo & 3];
-    uint64_t requested = ((geo >> 4) * MiB) / bs * bs;
-
     struct fake_vm *vm = fake_vm_create(RAM);
-    struct virtio_mem *m =
-        fake_vm_add_virtio_mem(vm, 0, REGION, bs, requested, budgets[(geo >> 2) & 3]);
+    struct virtio_mem *m = fake_vm_add_virtio_mem_geo(vm, REGION, in_u8(&in));
     struct virtio_mmio *t = &m->transport;
     for (unsigned i = 0; i < MAX_STEPS && !in_done(&in); i++) {
         uint8_t op = in_u8(&in), flags = in_u8(&in);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tests/fuzz/common/input.h"
+#include "vmm/util.h"
 
 int fuzz_report_fd = 2;
 
@@ -143,4 +144,13 @@ struct virtio_mem *fake_vm_add_virtio_mem(struct fake_vm *vm, uint64_t addr, uin
                    0,
                "virtio_mem_create: %s", err);
     return m;
+}
+
+struct virtio_mem *fake_vm_add_virtio_mem_geo(struct fake_vm *vm, uint64_t region, uint8_t geo)
+{
+    static const uint64_t block_sizes[] = {256 * KiB, 1 * MiB, 2 * MiB, 4 * MiB};
+    static const uint64_t budgets[] = {5, 6, 16, 1024}; /* 5: 3 + MM_GUARD_PIECE_SLACK, the least */
+    uint64_t bs = block_sizes[geo & 3];
+    uint64_t requested = ((geo >> 4) * MiB) / bs * bs;
+    return fake_vm_add_virtio_mem(vm, 0, region, bs, requested, budgets[(geo >> 2) & 3]);
 }

@@ -51,6 +51,13 @@ unsigned fake_vm_run_loop(struct fake_vm *vm, unsigned max_turns);
  * unplugs meet the budget).  The device belongs to vm from then on.  Aborts
  * if the project refuses options the target chose as valid.
  */
+/*
+ * A virtio-mem device at 0 of size region whose geometry comes from one input
+ * byte geo: block size (bits 0-1), guard mapping budget (2-3), requested MiB
+ * rounded to the block (4-7).
+ */
+struct virtio_mem *fake_vm_add_virtio_mem_geo(struct fake_vm *vm, uint64_t region, uint8_t geo);
+
 struct virtio_mem *fake_vm_add_virtio_mem(struct fake_vm *vm, uint64_t addr, uint64_t size,
                                           uint64_t block_size, uint64_t requested,
                                           uint64_t mappings);
